@@ -1,0 +1,46 @@
+# tlspcap: `make demo` analyses the shipped fixtures, `make test` runs the checks and the tests.
+# Both install what they need on a fresh Debian machine (a venv, and tshark for the tests).
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+APT     := DEBIAN_FRONTEND=noninteractive apt-get install -y -q
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test lint typecheck unit sysdeps-test sysdeps-fixtures fixtures clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# System tools the tests call: tshark for the Wireshark cross-check.
+sysdeps-test:
+	@command -v tshark >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) $(APT) tshark; }
+
+# System tools only needed to regenerate the fixtures from real TLS stacks.
+sysdeps-fixtures: sysdeps-test
+	@for c in tcpdump gnutls-cli nginx openssl curl ip; do command -v $$c >/dev/null || missing=1; done; \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) $(APT) tcpdump gnutls-bin nginx-light openssl curl iproute2; }
+
+demo: $(STAMP)
+	$(VENV)/bin/tlspcap analyze fixtures/
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tlspcap tests fixtures
+	$(VENV)/bin/ruff format --check tlspcap
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy tlspcap
+
+unit: $(STAMP) sysdeps-test
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+fixtures: $(STAMP) sysdeps-fixtures
+	$(PY) fixtures/gen/make_fixtures.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

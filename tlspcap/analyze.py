@@ -1,0 +1,133 @@
+"""The one place that opens capture files: a file in, a :class:`CaptureResult` out.
+
+Everything below this module works on bytes and typed values; the CLI renders the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from tlspcap.anomaly import Anomaly
+from tlspcap.capture.decode import segment_decoder
+from tlspcap.capture.model import Packet, TcpSegment
+from tlspcap.capture.reader import CaptureReader
+from tlspcap.errors import CaptureError
+from tlspcap.tcp.tracker import ConnectionTracker, TcpConnection
+
+Decoder = Callable[[Packet], TcpSegment | None]
+
+
+@dataclass(slots=True)
+class CaptureResult:
+    """Everything tlspcap learned from one capture file."""
+
+    file: str
+    """The path as given."""
+    error: str | None = None
+    """Why the file could not be read (None when it was)."""
+    format: str | None = None
+    """Capture format, e.g. ``pcap``, ``pcapng+gzip``."""
+    packets: int = 0
+    truncated: bool = False
+    """The file ended in the middle of a record: results are partial."""
+    connections: list[TcpConnection] = field(default_factory=list)
+    """TCP connections that carried TLS, in the order they started."""
+    anomalies: list[Anomaly] = field(default_factory=list)
+    """File-level anomalies (capture format, link types, tracker)."""
+    first_ts: float | None = None
+    last_ts: float | None = None
+    secrets: list[tuple[int, bytes]] = field(default_factory=list)
+    """pcapng Decryption Secrets Blocks found in the file."""
+
+
+def analyze_stream(stream: BinaryIO, name: str) -> CaptureResult:
+    """Analyse a capture held in a binary stream."""
+    result = CaptureResult(file=name)
+    try:
+        reader = CaptureReader(stream)
+    except CaptureError as exc:
+        result.error = str(exc)
+        return result
+    result.format = reader.format
+    tracker = ConnectionTracker()
+    decoders: dict[int, Decoder | None] = {}
+    unsupported: dict[int, str] = {}
+    decoded_any = False
+    for packet in reader.packets():
+        result.packets += 1
+        if result.first_ts is None:
+            result.first_ts = packet.ts
+        result.last_ts = packet.ts
+        decoder = decoders.get(packet.linktype, _MISSING)
+        if decoder is _MISSING:
+            decoder = _decoder_for(packet.linktype, unsupported, result, packet.frame)
+            decoders[packet.linktype] = decoder
+        if decoder is None:
+            continue
+        decoded_any = True
+        segment = decoder(packet)
+        if segment is not None:
+            tracker.feed(segment)
+    connections = tracker.finish()
+    result.connections = [c for c in connections if c.session.is_tls]
+    result.anomalies = reader.anomalies + tracker.anomalies + result.anomalies
+    result.truncated = reader.truncated
+    result.secrets = list(reader.secrets)
+    if unsupported and not decoded_any:
+        result.error = "; ".join(unsupported.values())
+    return result
+
+
+def _missing(packet: Packet) -> TcpSegment | None:  # pragma: no cover - sentinel only
+    return None
+
+
+_MISSING: Decoder = _missing
+
+
+def _decoder_for(
+    linktype: int, unsupported: dict[int, str], result: CaptureResult, frame: int
+) -> Decoder | None:
+    try:
+        return segment_decoder(linktype)
+    except CaptureError as exc:
+        unsupported[linktype] = exc.reason
+        result.anomalies.append(Anomaly("unsupported_linktype", frame, exc.reason))
+        return None
+
+
+def analyze_file(path: Path) -> CaptureResult:
+    """Analyse one capture file; an unreadable file gives a result with ``error`` set."""
+    try:
+        with path.open("rb") as stream:
+            return analyze_stream(stream, str(path))
+    except OSError as exc:
+        return CaptureResult(file=str(path), error=f"cannot read file: {exc.strerror or exc}")
+    except Exception as exc:  # a tlspcap bug: report it for this file, keep the others going
+        return CaptureResult(
+            file=str(path),
+            error=f"internal error ({type(exc).__name__}: {exc}); please report this as a bug "
+            "with the capture attached",
+        )
+
+
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+
+
+def find_captures(paths: list[Path]) -> tuple[list[Path], int]:
+    """Expand directories into the capture files they hold; also count the files skipped."""
+    files: list[Path] = []
+    skipped = 0
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if child.name.lower().endswith(CAPTURE_SUFFIXES):
+                    files.append(child)
+                else:
+                    skipped += 1
+        else:
+            files.append(path)
+    return files, skipped

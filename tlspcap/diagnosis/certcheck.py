@@ -1,0 +1,295 @@
+"""Certificate checks done as a client would, at the capture time of the Certificate message.
+
+Never today's date: validity is judged at ``at``, the time the certificate was on the wire.
+Nothing here fetches anything (no AIA, no OCSP): a path is built only from the certificates
+in the capture and the trust anchors given.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+from cryptography.x509.oid import ExtensionOID, NameOID
+
+from tlspcap.certs import load_certificate
+
+MIN_RSA_BITS = 2048
+WEAK_HASHES = ("md5", "sha1")
+
+
+@dataclass(frozen=True, slots=True)
+class CertFinding:
+    """One problem with a presented chain."""
+
+    code: str
+    """A CAUSES.md cause code (expired_certificate, hostname_mismatch, incomplete_chain,
+    unknown_ca, not_yet_valid_certificate) or a secondary code (weak_key, weak_signature,
+    chain_out_of_order, cn_only_certificate, unparsable_certificate, self_signed)."""
+    text: str
+    index: int | None = None
+    """Position of the certificate in the chain as sent (0 = leaf)."""
+
+
+class TrustStore:
+    """Trust anchors, indexed by subject for path building."""
+
+    def __init__(self, roots: Sequence[x509.Certificate]) -> None:
+        self._by_subject: dict[bytes, list[x509.Certificate]] = {}
+        self.roots = list(roots)
+        """The anchors, in the order given."""
+        for root in roots:
+            self._by_subject.setdefault(root.subject.public_bytes(), []).append(root)
+        self.size = len(roots)
+
+    def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
+        """Anchors whose subject is ``cert``'s issuer."""
+        return self._by_subject.get(cert.issuer.public_bytes(), [])
+
+    def contains(self, cert: x509.Certificate) -> bool:
+        """True when ``cert`` itself is an anchor."""
+        return any(r == cert for r in self._by_subject.get(cert.subject.public_bytes(), []))
+
+
+def load_pem_roots(pem: bytes) -> list[x509.Certificate]:
+    """Every certificate in a PEM bundle (deprecation warnings about old roots silenced)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return list(x509.load_pem_x509_certificates(pem))
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _label(cert: x509.Certificate) -> str:
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if cns:
+        return f"CN={cns[0].value!s}"
+    return cert.subject.rfc4514_string() or "(empty subject)"
+
+
+def _dns_names(cert: x509.Certificate) -> tuple[list[str], list[str]]:
+    try:
+        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
+    except (x509.ExtensionNotFound, ValueError):
+        return [], []
+    assert isinstance(san, x509.SubjectAlternativeName)
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return list(san.get_values_for_type(x509.DNSName)), ips
+
+
+def _common_names(cert: x509.Certificate) -> list[str]:
+    return [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
+def name_matches(pattern: str, host: str) -> bool:
+    """RFC 6125 matching: case-insensitive; a wildcard only as the whole left-most label."""
+    p = pattern.lower().rstrip(".")
+    h = host.lower().rstrip(".")
+    if p == h:
+        return True
+    if not p.startswith("*."):
+        return False
+    suffix = p[1:]
+    if suffix.count(".") < 2:  # "*.com" style wildcards never match
+        return False
+    head, _, rest = h.partition(".")
+    return bool(head) and "." + rest == suffix
+
+
+def hostname_findings(cert: x509.Certificate, host: str) -> list[CertFinding]:
+    """Does ``host`` (a DNS name or an IP literal) match the leaf certificate?"""
+    dns, ips = _dns_names(cert)
+    try:
+        ip = str(ipaddress.ip_address(host))
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if ip in ips:
+            return []
+        return [CertFinding("hostname_mismatch", f"{host} is not among the IP addresses {ips}", 0)]
+    if dns:
+        if any(name_matches(n, host) for n in dns):
+            return []
+        shown = ", ".join(dns[:8]) + (" …" if len(dns) > 8 else "")
+        return [CertFinding("hostname_mismatch", f"{host} is not in the SAN ({shown})", 0)]
+    cns = _common_names(cert)
+    if any(name_matches(cn, host) for cn in cns):
+        return [
+            CertFinding(
+                "cn_only_certificate",
+                f"{host} matches only the subject CN; clients that ignore the CN reject it",
+                0,
+            )
+        ]
+    return [
+        CertFinding("hostname_mismatch", f"{host} matches neither a SAN nor the CN {cns}", 0)
+    ]
+
+
+def _validity(cert: x509.Certificate, at: datetime, index: int) -> list[CertFinding]:
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    when = at.strftime("%Y-%m-%d %H:%M:%SZ")
+    if at > end:
+        days = (at - end).days
+        return [
+            CertFinding(
+                "expired_certificate",
+                f"{_label(cert)} expired {end:%Y-%m-%d %H:%M:%SZ}, {days} days before the "
+                f"capture ({when})",
+                index,
+            )
+        ]
+    if at < start:
+        return [
+            CertFinding(
+                "not_yet_valid_certificate",
+                f"{_label(cert)} is valid only from {start:%Y-%m-%d %H:%M:%SZ}, after the "
+                f"capture ({when})",
+                index,
+            )
+        ]
+    return []
+
+
+def _strength(cert: x509.Certificate, index: int) -> list[CertFinding]:
+    out = []
+    try:
+        key = cert.public_key()
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key = None
+    if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < MIN_RSA_BITS:
+        out.append(CertFinding("weak_key", f"{_label(cert)} has a {key.key_size}-bit key", index))
+    algo = cert.signature_hash_algorithm
+    if isinstance(algo, hashes.HashAlgorithm) and algo.name in WEAK_HASHES:
+        out.append(
+            CertFinding("weak_signature", f"{_label(cert)} is signed with {algo.name}", index)
+        )
+    return out
+
+
+def check_chain(
+    chain_der: Sequence[bytes],
+    at: datetime,
+    host: str | None,
+    store: TrustStore,
+    extra: Sequence[x509.Certificate] = (),
+) -> list[CertFinding]:
+    """Every finding for a chain as sent, judged at ``at`` against ``store``.
+
+    ``extra`` are certificates seen elsewhere in the capture: they may supply a missing
+    intermediate to tell "intermediate missing from this chain" from "untrusted root".
+    """
+    certs = [load_certificate(d) for d in chain_der]
+    findings: list[CertFinding] = []
+    for i, c in enumerate(certs):
+        if c is None:
+            findings.append(CertFinding("unparsable_certificate", "not a valid X.509 DER", i))
+    parsed = [c for c in certs if c is not None]
+    if not parsed or certs[0] is None:
+        return findings
+    leaf = parsed[0]
+    for i, c in enumerate(parsed):
+        findings += _validity(c, at, i)
+        findings += _strength(c, i)
+    if host:
+        findings += hostname_findings(leaf, host)
+    findings += _path_findings(parsed, store, extra)
+    return findings
+
+
+def _path_findings(
+    chain: list[x509.Certificate], store: TrustStore, extra: Sequence[x509.Certificate]
+) -> list[CertFinding]:
+    """Build a path from the leaf through the presented certificates to an anchor."""
+    leaf = chain[0]
+    out: list[CertFinding] = []
+    path = [leaf]
+    used = {0}
+    out_of_order = False
+    while True:
+        cur = path[-1]
+        if store.contains(cur):
+            break
+        anchors = [r for r in store.issuers_of(cur) if _signed_by(cur, r)]
+        if anchors:
+            path.append(anchors[0])
+            break
+        nxt = None
+        for i, cand in enumerate(chain):
+            if i not in used and cand.subject == cur.issuer and _signed_by(cur, cand):
+                nxt = i
+                break
+        if nxt is not None:
+            if nxt != len(path):
+                out_of_order = True
+            used.add(nxt)
+            path.append(chain[nxt])
+            continue
+        if cur.subject == cur.issuer and _signed_by(cur, cur):
+            what = "the leaf itself is self-signed" if cur is leaf else f"root {_label(cur)}"
+            out.append(CertFinding("unknown_ca", f"the chain ends at {what}, which is not a "
+                                   "trusted root", len(path) - 1))
+            if cur is leaf:
+                out.append(CertFinding("self_signed", f"{_label(leaf)} is self-signed", 0))
+            break
+        found = [c for c in extra if c.subject == cur.issuer and _signed_by(cur, c)]
+        if found:
+            missing = found[0]
+            rooted = store.contains(missing) or any(
+                _signed_by(missing, r) for r in store.issuers_of(missing)
+            )
+            if missing.subject != missing.issuer or rooted:
+                out.append(CertFinding(
+                    "incomplete_chain",
+                    f"the server did not send {_label(missing)} (the issuer of {_label(cur)}), "
+                    "seen elsewhere in the capture",
+                    len(path) - 1,
+                ))
+                break
+        issuer = cur.issuer.rfc4514_string()
+        if cur is leaf or not _is_ca(cur):
+            out.append(CertFinding(
+                "incomplete_chain",
+                f"the server sent {len(chain)} certificate(s) and no certificate for the issuer "
+                f"of {_label(cur)} ({issuer}): an intermediate is missing, or {issuer} is a "
+                "private CA the client would have to trust",
+                len(path) - 1,
+            ))
+        else:
+            out.append(CertFinding(
+                "unknown_ca",
+                f"the chain ends at {_label(cur)}, issued by {issuer}, which is not a trusted "
+                "root",
+                len(path) - 1,
+            ))
+        break
+    if out_of_order or len(used) < len(chain) and len(path) > 1 and _unused_after(used):
+        out.append(CertFinding("chain_out_of_order", "the certificates are not sent in "
+                               "issuing order (each followed by its issuer)"))
+    return out
+
+
+def _unused_after(used: set[int]) -> bool:
+    return sorted(used) != list(range(len(used)))
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        bc = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+    assert isinstance(bc, x509.BasicConstraints)
+    return bc.ca

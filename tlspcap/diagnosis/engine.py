@@ -1,0 +1,101 @@
+"""The diagnosis: walk each connection's handshake as an engineer reading Wireshark would.
+
+The walk asks, in order: did the client speak TLS (a ClientHello)? did the server answer, and
+with what (TLS, plaintext, an alert, a reset, silence)? did the server's certificate pass the
+client's checks (at capture time)? did the handshake complete, and was the session then used?
+Each rule combines what was offered, what was answered, the certificate and the alert: an
+alert's description alone is never trusted, since stacks disagree on which alert they send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tlspcap.analyze import CaptureResult
+from tlspcap.diagnosis import rules
+from tlspcap.diagnosis.advice import FIXES, HEADLINES, MUST_ACT
+from tlspcap.diagnosis.certcheck import TrustStore
+from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
+from tlspcap.diagnosis.model import ESTABLISHED, Verdict
+from tlspcap.tcp.tracker import TcpConnection
+
+__all__ = ["Options", "Verdict", "diagnose", "diagnose_capture"]
+
+
+@dataclass(slots=True)
+class Options:
+    """What the user knows beyond the capture."""
+
+    trust: TrustStore | None = None
+    """Trust anchors (default: Mozilla's roots from certifi)."""
+    host: str | None = None
+    """Name to check certificates against when the client sent no SNI."""
+    server_ciphers: frozenset[int] | None = None
+    """Cipher suites the server accepts (from --server-ciphers or --nginx-conf)."""
+    server_protocols: frozenset[int] | None = None
+    """Versions the server accepts (from --server-protocols or --nginx-conf)."""
+    keylog: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
+    """Key-log secrets (label -> client random -> secret); used by TLS 1.3 decryption."""
+
+
+_DEFAULT_TRUST: TrustStore | None = None
+
+
+def default_trust() -> TrustStore:
+    """Mozilla's roots as shipped by certifi (loaded once)."""
+    global _DEFAULT_TRUST
+    if _DEFAULT_TRUST is None:
+        import certifi
+
+        from tlspcap.diagnosis.certcheck import load_pem_roots
+
+        with open(certifi.where(), "rb") as fh:
+            _DEFAULT_TRUST = TrustStore(load_pem_roots(fh.read()))
+    return _DEFAULT_TRUST
+
+
+def diagnose_capture(result: CaptureResult, options: Options | None = None) -> list[Verdict]:
+    """A verdict for every connection of a capture, in the same order."""
+    opts = options or Options()
+    if opts.trust is None:
+        opts.trust = default_trust()
+    know = learn(result.connections)
+    return [diagnose(c, know, opts, result.last_ts) for c in result.connections]
+
+
+def diagnose(
+    conn: TcpConnection, know: CaptureKnowledge, opts: Options, capture_end: float | None
+) -> Verdict:
+    """The verdict of one connection."""
+    ctx = rules.Context(conn, know, opts, capture_end)
+    verdict = rules.walk(ctx)
+    _finish(verdict)
+    return verdict
+
+
+def _finish(v: Verdict) -> None:
+    """Fill who must act, the fix and the summary from the cause."""
+    if v.outcome == ESTABLISHED or v.cause is None:
+        if not v.summary:
+            v.summary = "The handshake completed and the session was used."
+        return
+    v.must_act = v.must_act or MUST_ACT.get(v.cause)
+    v.fix = v.fix or FIXES[v.cause]
+    if not v.summary:
+        head = HEADLINES[v.cause]
+        who = f" The {v.gave_up} gave up." if v.gave_up else ""
+        v.summary = f"{head[0].upper()}{head[1:]}.{who}"
+
+
+def capture_time(ts: float) -> datetime:
+    """A capture timestamp as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def verdicts_for(results: Sequence[CaptureResult], options: Options | None = None) -> list[
+    list[Verdict]
+]:
+    """Verdicts for several captures."""
+    return [diagnose_capture(r, options) for r in results]

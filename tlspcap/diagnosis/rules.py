@@ -1,0 +1,545 @@
+"""The rules of the walk, one function per stage of the handshake (see engine.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from tlspcap.diagnosis.certcheck import CertFinding, TrustStore, check_chain
+from tlspcap.diagnosis.knowledge import CaptureKnowledge, ServerFacts, server_key
+from tlspcap.diagnosis.model import ESTABLISHED, FAILED, INCOMPLETE, Finding, Verdict
+from tlspcap.diagnosis.tls13 import finished_record_size, tls13_view
+from tlspcap.session import Side, TlsSession, is_tls13
+from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.tls.messages import Alert, ClientHello, ServerHello
+from tlspcap.tls.registry import alert_name, cipher_name, cipher_properties, is_grease, version_name
+
+if TYPE_CHECKING:
+    from tlspcap.diagnosis.engine import Options
+
+SILENCE_SECONDS = 3.0
+"""A ClientHello unanswered this long before the capture ends counts as no answer."""
+
+# Alerts by what they say about the sender's complaint.
+A_CLOSE_NOTIFY, A_HANDSHAKE_FAILURE, A_BAD_CERT, A_CERT_EXPIRED = 0, 40, 42, 45
+A_CERT_UNKNOWN, A_UNKNOWN_CA, A_PROTOCOL_VERSION, A_INSUFFICIENT_SECURITY = 46, 48, 70, 71
+A_INTERNAL_ERROR, A_UNRECOGNIZED_NAME, A_CERT_REQUIRED = 80, 112, 116
+CERT_COMPLAINTS = {42, 43, 44, 45, 46, 48, 49, 51, 116}
+
+CERT_PRIORITY = (
+    "expired_certificate",
+    "not_yet_valid_certificate",
+    "incomplete_chain",
+    "unknown_ca",
+    "hostname_mismatch",
+)
+"""Certificate causes in the order used when the alert does not single one out."""
+ALERT_TO_CERT_CAUSE = {
+    A_CERT_EXPIRED: ("expired_certificate", "not_yet_valid_certificate"),
+    A_UNKNOWN_CA: ("incomplete_chain", "unknown_ca"),
+}
+
+
+@dataclass(slots=True)
+class Context:
+    """Everything the rules look at for one connection."""
+
+    conn: TcpConnection
+    know: CaptureKnowledge
+    opts: Options
+    capture_end: float | None
+
+    @property
+    def s(self) -> TlsSession:
+        """The TLS session."""
+        return self.conn.session
+
+    @property
+    def facts(self) -> ServerFacts:
+        """What the same server did in other connections."""
+        return self.know.server(server_key(self.s))
+
+    def time_of(self, frame: int | None) -> float:
+        """Capture time of a frame the session saw."""
+        if frame is not None and frame in self.s.frame_times:
+            return self.s.frame_times[frame]
+        return self.conn.first_ts
+
+
+def _vname(v: int) -> str:
+    return version_name(v)
+
+
+def offered_versions(ch: ClientHello) -> list[int]:
+    """Versions a ClientHello offers (supported_versions, else its legacy version)."""
+    listed = [v for v in ch.supported_versions if not is_grease(v)]
+    return listed or [ch.legacy_version]
+
+
+def _first_fatal(alerts: list[Alert], sender: str | None = None) -> Alert | None:
+    for a in alerts:
+        if sender is not None and a.sender != sender:
+            continue
+        if a.level == 2 or (a.encrypted and a.level is None):
+            return a
+        if a.level is not None and a.level != 1:
+            return a
+    return None
+
+
+def _describe(a: Alert) -> str:
+    if a.description is None:
+        return f"an encrypted alert ({a.length} bytes)"
+    level = {1: "warning", 2: "fatal"}.get(a.level or 0, f"level {a.level}")
+    return f"a {level} {alert_name(a.description)} alert"
+
+
+def _close_of(side: Side) -> tuple[int | None, str]:
+    if side.rst_frame is not None and (side.fin_frame is None or side.rst_frame < side.fin_frame):
+        return side.rst_frame, "RST"
+    if side.fin_frame is not None:
+        return side.fin_frame, "FIN"
+    return None, ""
+
+
+# ---- the walk ---------------------------------------------------------------------------
+def walk(ctx: Context) -> Verdict:
+    """Decide outcome and cause for one connection."""
+    s = ctx.s
+    if not s.client_hellos:
+        return _no_client_hello(ctx)
+    real = [sh for sh in s.server_hellos if not sh.hello_retry_request]
+    if not real:
+        return _unanswered(ctx, s.client_hellos[-1])
+    return _after_server_hello(ctx, s.client_hellos[-1], real[-1])
+
+
+def _no_client_hello(ctx: Context) -> Verdict:
+    s = ctx.s
+    v = Verdict(INCOMPLETE, "unknown")
+    if s.client.application_records and s.server.application_records:
+        v = Verdict(ESTABLISHED)
+        v.add(None, "the capture starts after the handshake; TLS records flow both ways")
+        return v
+    v.add(ctx.conn.first_frame, "no ClientHello in the capture: it starts mid-connection")
+    return v
+
+
+def _unanswered(ctx: Context, ch: ClientHello) -> Verdict:
+    """The ClientHello got no ServerHello."""
+    s = ctx.s
+    server = s.server
+    v = Verdict(FAILED)
+    v.add(ch.frame, _hello_text(ch))
+    if server.gap_frames:
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add(server.gap_frames[0], "the capture lacks part of the server's answer")
+        return v
+    reader = server.reader
+    if not reader.is_tls and reader.preamble:
+        v.cause, v.gave_up = "non_tls_peer", "server"
+        v.add(_first_server_frame(ctx), f"the server answered in plain text: {_quote(reader.preamble)}")
+        return v
+    alert = _first_fatal([a for a in s.alerts if a.sender == "server"])
+    if alert is not None:
+        return _server_alert(ctx, v, ch, alert)
+    frame, how = _close_of(server)
+    if frame is not None:
+        v.gave_up = "server"
+        v.add(frame, f"the server closed the connection ({how}) without a ServerHello or alert")
+        if _sni_explains(ctx, v, ch) or _version_explains(ctx, v, ch):
+            return v
+        v.cause = "connection_reset" if how == "RST" else "no_server_response"
+        return v
+    cframe, chow = _close_of(s.client)
+    if cframe is not None:
+        v.cause, v.gave_up = "no_server_response", "client"
+        waited = ctx.time_of(cframe) - ctx.time_of(ch.frame)
+        v.add(cframe, f"the client gave up ({chow}) after {waited:.1f} s without an answer")
+        return v
+    end = ctx.capture_end or ctx.conn.last_ts
+    waited = end - ctx.time_of(ch.frame)
+    v.cause = "no_server_response"
+    if waited < SILENCE_SECONDS:
+        v.outcome = INCOMPLETE
+    v.add(None, f"no answer in the {waited:.1f} s the capture runs after the ClientHello")
+    return v
+
+
+def _server_alert(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> Verdict:
+    """The server refused the ClientHello with an alert."""
+    v.gave_up = "server"
+    v.add(alert.frame, f"the server answered with {_describe(alert)}")
+    d = alert.description
+    if d == A_PROTOCOL_VERSION:
+        v.cause = "protocol_mismatch"
+        _version_explains(ctx, v, ch)
+        _who_is_old(ctx, v, ch)
+        return v
+    if _version_explains(ctx, v, ch):
+        return v
+    if d == A_UNRECOGNIZED_NAME and ch.sni:
+        v.cause = "unrecognized_name"
+        v.add(ch.frame, f"the client asked for {ch.sni!r}, a name the server does not serve")
+        return v
+    if _sni_explains(ctx, v, ch, alert):
+        return v
+    if _cipher_explains(ctx, v, ch):
+        return v
+    if d in (A_HANDSHAKE_FAILURE, A_INSUFFICIENT_SECURITY) and ch.sni:
+        v.cause = "cipher_mismatch"
+        v.add(
+            ch.frame,
+            f"the ClientHello carries server_name {ch.sni!r}, so SNI is not the issue; the "
+            f"server found none of the {len(_real_suites(ch))} offered suites acceptable",
+        )
+        _weak_offer(v, ch)
+        return v
+    v.cause = "unknown"
+    v.add(None, f"{_describe(alert)} to a ClientHello alone does not single out a cause")
+    return v
+
+
+def _sni_explains(
+    ctx: Context, v: Verdict, ch: ClientHello, alert: Alert | None = None
+) -> bool:
+    """No server_name, and the server turns the client away: SNI is the first suspect."""
+    if ch.sni is not None:
+        return False
+    facts = ctx.facts
+    d = alert.description if alert else None
+    if facts.answered_sni:
+        name, frame = next(iter(facts.answered_sni.items()))
+        v.cause = "sni_missing"
+        v.add(ch.frame, "the ClientHello has no server_name extension")
+        v.add(frame, f"the same server answered a ClientHello with server_name {name!r}")
+        return True
+    if d in (A_UNRECOGNIZED_NAME, A_HANDSHAKE_FAILURE, A_INTERNAL_ERROR, None):
+        if facts.answered_without_sni is not None:
+            return False
+        v.cause = "sni_missing"
+        v.add(ch.frame, "the ClientHello has no server_name extension")
+        if d == A_HANDSHAKE_FAILURE:
+            v.add(None, "a bare handshake_failure to a hello without SNI is ambiguous: it can "
+                  "also mean no shared cipher suite; SNI is checked first")
+        v.secondary.append(Finding("cipher_mismatch", None, "not excluded: the server's cipher "
+                                   "list is unknown")) if d == A_HANDSHAKE_FAILURE else None
+        return True
+    return False
+
+
+def _version_explains(ctx: Context, v: Verdict, ch: ClientHello) -> bool:
+    """The server speaks only versions this client does not offer."""
+    offered = offered_versions(ch)
+    known = set(ctx.facts.versions)
+    source = "chose for other clients in this capture"
+    if ctx.opts.server_protocols:
+        known, source = set(ctx.opts.server_protocols), "accepts (as configured)"
+    if not known:
+        return False
+    legacy_only = not [x for x in ch.supported_versions if not is_grease(x)]
+    if legacy_only:
+        shared = any(k <= ch.legacy_version for k in known) and min(known) >= 0x0300
+        shared = shared and not max(known) < ch.legacy_version
+    else:
+        shared = bool(known & set(offered))
+    if shared:
+        return False
+    v.cause = "protocol_mismatch"
+    names = ", ".join(_vname(k) for k in sorted(known))
+    frame = min(ctx.facts.versions.values()) if ctx.facts.versions else None
+    v.add(ch.frame, f"the client offers {', '.join(_vname(o) for o in offered)}")
+    v.add(frame, f"the server speaks {names} (what it {source})")
+    _who_is_old(ctx, v, ch)
+    return True
+
+
+def _who_is_old(ctx: Context, v: Verdict, ch: ClientHello) -> None:
+    known = set(ctx.opts.server_protocols or ()) | set(ctx.facts.versions)
+    if known and max(offered_versions(ch)) < min(known):
+        v.must_act = "client"
+        v.fix = ("Upgrade the client (or its configuration) to offer the TLS versions the "
+                 "server requires.")
+
+
+def _real_suites(ch: ClientHello) -> list[int]:
+    return [c for c in ch.cipher_suites if not is_grease(c) and c not in (0x00FF, 0x5600)]
+
+
+def _cipher_explains(ctx: Context, v: Verdict, ch: ClientHello) -> bool:
+    server = set(ctx.opts.server_ciphers or ())
+    source = "the server's configured list"
+    if not server:
+        return False
+    offered = set(_real_suites(ch))
+    if offered & server:
+        return False
+    v.cause = "cipher_mismatch"
+    v.add(ch.frame, f"none of the {len(offered)} offered suites is in {source} "
+          f"({len(server)} suites)")
+    _weak_offer(v, ch)
+    return True
+
+
+def _weak_offer(v: Verdict, ch: ClientHello) -> None:
+    suites = _real_suites(ch)
+    props = [cipher_properties(c) for c in suites]
+    if suites and all(p is not None and p.is_weak for p in props):
+        v.secondary.append(Finding("weak_cipher_offer", ch.frame, "the client offers only weak "
+                                   "or legacy suites: " + ", ".join(cipher_name(c) for c in suites[:6])))
+
+
+# ---- after the ServerHello --------------------------------------------------------------
+def _after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdict:
+    s = ctx.s
+    tls13 = is_tls13(sh.version)
+    findings = _certificate_findings(ctx, ch)
+    v = _completion(ctx, ch, sh, tls13, findings)
+    shown = {v.cause}
+    for f in findings:
+        if f.code not in shown:
+            v.secondary.append(Finding(f.code, _cert_frame(s), f.text))
+            shown.add(f.code)
+    if tls13 and not s.server.certificates and v.outcome != ESTABLISHED:
+        v.add(None, "TLS 1.3: the certificate and most alerts are encrypted; run again with "
+              "--keylog to check them")
+    return v
+
+
+def _cert_frame(s: TlsSession) -> int | None:
+    return s.server.certificates[0].frame if s.server.certificates else None
+
+
+def _certificate_findings(ctx: Context, ch: ClientHello) -> list[CertFinding]:
+    s = ctx.s
+    if not s.server.certificates or not s.server.certificates[0].chain:
+        return []
+    msg = s.server.certificates[0]
+    at = datetime.fromtimestamp(ctx.time_of(msg.frame), UTC)
+    host = ch.sni or ctx.opts.host
+    trust = ctx.opts.trust or TrustStore([])
+    return check_chain(msg.chain, at, host, trust, ctx.know.certificates)
+
+
+def _cert_cause(findings: list[CertFinding], alert: Alert | None) -> CertFinding | None:
+    codes = {f.code: f for f in findings}
+    if alert is not None and alert.description in ALERT_TO_CERT_CAUSE:
+        for code in ALERT_TO_CERT_CAUSE[alert.description]:
+            if code in codes:
+                return codes[code]
+    for code in CERT_PRIORITY:
+        if code in codes:
+            return codes[code]
+    return None
+
+
+def _completion(
+    ctx: Context, ch: ClientHello, sh: ServerHello, tls13: bool, findings: list[CertFinding]
+) -> Verdict:
+    s = ctx.s
+    client_alert = _first_fatal([a for a in s.alerts if a.sender == "client"])
+    server_alert = _first_fatal([a for a in s.alerts if a.sender == "server"])
+    v = Verdict(FAILED)
+    v.add(ch.frame, _hello_text(ch))
+    v.add(sh.frame, f"the server chose {_vname(sh.version)} with {cipher_name(sh.cipher_suite)}")
+    first = _earliest(client_alert, server_alert)
+    if first is not None and first is client_alert and not _used(ctx, "client", first.frame):
+        return _client_rejects(ctx, v, ch, sh, first, findings)
+    if first is not None and first is server_alert and not _used(ctx, "server", first.frame):
+        return _server_rejects(ctx, v, ch, first)
+    if tls13:
+        return _tls13_completion(ctx, v, ch, sh, findings)
+    return _tls12_completion(ctx, v, ch, findings)
+
+
+def _earliest(a: Alert | None, b: Alert | None) -> Alert | None:
+    if a is None or b is None:
+        return a or b
+    return a if a.frame <= b.frame else b
+
+
+def _used(ctx: Context, sender: str, before: int) -> bool:
+    """Did the handshake complete and carry data before frame ``before`` (a late close_notify)?"""
+    s = ctx.s
+    c, sv = s.client, s.server
+    return (
+        c.first_application_frame is not None
+        and c.first_application_frame < before
+        and sv.first_application_frame is not None
+        and sv.first_application_frame < before
+        and not is_tls13(s.version or 0)
+    )
+
+
+def _client_rejects(
+    ctx: Context, v: Verdict, ch: ClientHello, sh: ServerHello, alert: Alert,
+    findings: list[CertFinding],
+) -> Verdict:
+    v.gave_up = "client"
+    v.add(alert.frame, f"the client aborted with {_describe(alert)}")
+    if alert.description == A_PROTOCOL_VERSION:
+        v.cause, v.must_act = "protocol_mismatch", "server"
+        v.add(sh.frame, f"{_vname(sh.version)} is not among the client's versions "
+              f"({', '.join(_vname(o) for o in offered_versions(ch))})")
+        return v
+    if sh.cipher_suite not in ch.cipher_suites and not ch.sslv2:
+        v.cause, v.must_act = "cipher_mismatch", "server"
+        v.add(sh.frame, "the server chose a cipher suite the client did not offer")
+        return v
+    cert = _cert_cause(findings, alert)
+    if cert is not None:
+        v.cause = cert.code
+        v.add(_cert_frame(ctx.s), cert.text)
+        return v
+    if alert.description == A_UNKNOWN_CA:
+        v.cause = "unknown_ca"
+        v.add(_cert_frame(ctx.s), "the client does not trust the server's CA (its trust store "
+              "differs from the one tlspcap checked against)")
+        return v
+    v.cause = "unknown"
+    v.add(None, f"{_describe(alert)} from the client with no certificate problem visible")
+    return v
+
+
+def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> Verdict:
+    s = ctx.s
+    v.gave_up = "server"
+    v.add(alert.frame, f"the server aborted with {_describe(alert)}")
+    req = s.certificate_request
+    if req is not None:
+        v.add(req.frame, "the server asked for a client certificate (CertificateRequest)")
+        v.cause = "client_certificate_required"
+        certs = s.client.certificates
+        if not certs or not certs[0].chain:
+            frame = certs[0].frame if certs else None
+            v.add(frame, "the client sent no certificate" if frame is None else
+                  "the client sent an empty Certificate message")
+        else:
+            v.add(certs[0].frame, f"the client sent {len(certs[0].chain)} certificate(s), which "
+                  "the server did not accept")
+        return v
+    if alert.description == A_CERT_REQUIRED:
+        v.cause = "client_certificate_required"
+        return v
+    v.cause = "unknown"
+    v.add(None, f"{_describe(alert)} from the server after its ServerHello")
+    return v
+
+
+def _tls12_completion(
+    ctx: Context, v: Verdict, ch: ClientHello, findings: list[CertFinding]
+) -> Verdict:
+    s = ctx.s
+    c, sv = s.client, s.server
+    done = c.encrypted_handshake_records > 0 and sv.encrypted_handshake_records > 0
+    if s.version == 0x0002:  # SSLv2: no Finished to see in the clear
+        done = c.application_records > 0 and sv.application_records > 0
+    return _outcome(ctx, v, ch, done, findings)
+
+
+def _tls13_completion(
+    ctx: Context, v: Verdict, ch: ClientHello, sh: ServerHello, findings: list[CertFinding]
+) -> Verdict:
+    s = ctx.s
+    view = tls13_view(s)
+    rejected = view.client_rejected
+    if rejected is not None:
+        v.gave_up = "client"
+        v.add(rejected.frame, f"the client's first encrypted record is {rejected.length} bytes: "
+              "an encrypted alert, not a Finished; the client rejected the server's "
+              "certificate or parameters")
+        cert = _cert_cause(findings, None)
+        v.cause = cert.code if cert else "unknown"
+        if cert:
+            v.add(_cert_frame(s), cert.text)
+        return v
+    if view.finished and view.client_sent_certificate(finished_record_size(sh.cipher_suite)):
+        v.add(view.client_flight[0].frame, "the client's encrypted flight is larger than a "
+              "Finished: it carries a Certificate, so the server asked for one")
+        server_after = [r for r in view.after if r.direction == s.server_dir]
+        client_data = [r for r in view.after if r.direction == s.client_dir]
+        if server_after and server_after[0].length <= 24 and not client_data[1:]:
+            v.cause, v.gave_up = "client_certificate_required", "server"
+            v.add(server_after[0].frame, f"the server answered with a {server_after[0].length}"
+                  "-byte encrypted record (an alert) and closed")
+            return v
+    return _outcome(ctx, v, ch, view.finished, findings)
+
+
+def _outcome(
+    ctx: Context, v: Verdict, ch: ClientHello, done: bool, findings: list[CertFinding]
+) -> Verdict:
+    """The handshake is over or stalled with no fatal alert: judge by data, closes and resets."""
+    s = ctx.s
+    c, sv = s.client, s.server
+    client_close = _close_of(c)
+    server_close = _close_of(sv)
+    if done and c.application_records and sv.application_records:
+        v.outcome, v.cause = ESTABLISHED, None
+        v.evidence = v.evidence[:2]
+        v.add(c.first_application_frame, "the client sent application data")
+        return v
+    if done and not c.application_records and client_close[0] is not None:
+        v.gave_up = "client"
+        v.add(client_close[0], f"the client completed the handshake and closed ({client_close[1]}) "
+              "without sending data")
+        cert = _cert_cause(findings, None)
+        v.cause = cert.code if cert else "unknown"
+        if cert:
+            v.add(_cert_frame(s), cert.text)
+        return v
+    if done and s.certificate_request is not None and server_close[0] is not None:
+        empty = not c.certificates or not c.certificates[0].chain
+        if empty:
+            v.cause, v.gave_up = "client_certificate_required", "server"
+            v.add(s.certificate_request.frame, "the server asked for a client certificate")
+            v.add(c.certificates[0].frame if c.certificates else None,
+                  "the client sent none (empty Certificate)")
+            v.add(server_close[0], "the server answered the first request and closed at once "
+                  "(nginx answers 400 in this case)")
+            return v
+    for side_name, (frame, how) in (("server", server_close), ("client", client_close)):
+        if how == "RST" and frame is not None and not done:
+            v.cause, v.gave_up = "connection_reset", side_name
+            v.add(frame, f"the {side_name} reset the connection during the handshake, "
+                  "without an alert")
+            return v
+    if done:
+        v.outcome, v.cause = ESTABLISHED, None
+        v.evidence = v.evidence[:2]
+        v.add(None, "the handshake completed with no sign of rejection")
+        return v
+    if sv.gap_frames or c.gap_frames:
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add((sv.gap_frames + c.gap_frames)[0], "the capture lacks part of the handshake")
+        return v
+    for side_name, (frame, how) in (("client", client_close), ("server", server_close)):
+        if frame is not None:
+            v.gave_up = side_name
+            v.add(frame, f"the {side_name} closed ({how}) before the handshake completed")
+            cert = _cert_cause(findings, None) if side_name == "client" else None
+            v.cause = cert.code if cert else "unknown"
+            if cert:
+                v.add(_cert_frame(s), cert.text)
+            return v
+    v.outcome, v.cause = INCOMPLETE, "unknown"
+    v.add(None, "the capture ends before the handshake completed")
+    return v
+
+
+# ---- text helpers -----------------------------------------------------------------------
+def _hello_text(ch: ClientHello) -> str:
+    versions = ", ".join(_vname(o) for o in offered_versions(ch))
+    sni = f"server_name {ch.sni!r}" if ch.sni is not None else "no server_name"
+    return f"ClientHello offering {versions}, {len(_real_suites(ch))} cipher suites, {sni}"
+
+
+def _first_server_frame(ctx: Context) -> int | None:
+    return ctx.conn.last_frame
+
+
+def _quote(data: bytes) -> str:
+    text = data[:60].decode("latin-1")
+    safe = "".join(ch if ch.isprintable() else "." for ch in text)
+    return repr(safe)

@@ -1,0 +1,84 @@
+"""The JSON document of ../shared/CAUSES.md (``tlspcap analyze --format json``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from tlspcap.analyze import CaptureResult
+from tlspcap.diagnosis.engine import Verdict
+from tlspcap.report.facts import (
+    Json,
+    alert_facts,
+    certificate_facts,
+    client_hello_facts,
+    endpoints,
+    server_hello_facts,
+)
+from tlspcap.tcp.tracker import TcpConnection
+
+SCHEMA_VERSION = "1.0"
+
+
+def connection_to_dict(conn: TcpConnection, verdict: Verdict) -> Json:
+    """One connection: endpoints, verdict, and the handshake facts."""
+    s = conn.session
+    client, server = endpoints(conn)
+    return {
+        "client": client,
+        "server": server,
+        "outcome": verdict.outcome,
+        "cause": verdict.cause,
+        "gave_up": verdict.gave_up,
+        "must_act": verdict.must_act,
+        "summary": verdict.summary,
+        "fix": verdict.fix,
+        "evidence": [{"frame": e.frame, "text": e.text} for e in verdict.evidence],
+        "secondary": [
+            {"code": f.code, "frame": f.frame, "text": f.text} for f in verdict.secondary
+        ],
+        "alerts": [alert_facts(a) for a in s.alerts],
+        "client_hellos": [client_hello_facts(ch) for ch in s.client_hellos],
+        "server_hellos": [server_hello_facts(sh) for sh in s.server_hellos],
+        "certificates": certificate_facts(s, "server"),
+        "client_certificates": certificate_facts(s, "client"),
+        "history": s.history,
+        "first_frame": conn.first_frame,
+        "last_frame": conn.last_frame,
+        "start_time": conn.first_ts,
+        "end_time": conn.last_ts,
+        "anomalies": [{"name": a.name, "frame": a.frame, "detail": a.detail} for a in s.anomalies],
+    }
+
+
+def capture_to_dict(result: CaptureResult, verdicts: Sequence[Verdict] | None = None) -> Json:
+    """One capture's entry of the ``captures`` list."""
+    if verdicts is None:
+        from tlspcap.diagnosis.engine import diagnose_capture
+
+        verdicts = diagnose_capture(result)
+    return {
+        "file": result.file,
+        "error": result.error,
+        "format": result.format,
+        "packets": result.packets,
+        "truncated": result.truncated,
+        "anomalies": [
+            {"name": a.name, "frame": a.frame, "detail": a.detail} for a in result.anomalies
+        ],
+        "connections": [
+            connection_to_dict(c, v) for c, v in zip(result.connections, verdicts, strict=True)
+        ],
+    }
+
+
+def render(
+    results: Sequence[CaptureResult], verdicts: Sequence[Sequence[Verdict]] | None = None
+) -> str:
+    """The whole JSON document for any number of captures."""
+    per_file = verdicts if verdicts is not None else [None] * len(results)
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "captures": [capture_to_dict(r, v) for r, v in zip(results, per_file, strict=True)],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)

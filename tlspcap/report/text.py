@@ -1,0 +1,90 @@
+"""The terminal report: what happened on each TLS connection, and why failed ones failed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tlspcap.analyze import CaptureResult
+from tlspcap.diagnosis.engine import Verdict
+from tlspcap.diagnosis.model import ESTABLISHED
+from tlspcap.report.facts import alert_facts, alpn_text, endpoints
+from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.tls.registry import cipher_name, version_name
+
+
+def sanitize(text: str) -> str:
+    """Strip terminal control characters (capture data is attacker-controlled)."""
+    return "".join(ch if ch.isprintable() or ch == " " else "\ufffd" for ch in text)
+
+
+def _ended(conn: TcpConnection) -> str:
+    s = conn.session
+    parts = []
+    for role, side in (("client", s.client), ("server", s.server)):
+        if side.rst_frame is not None:
+            parts.append(f"{role} RST (frame {side.rst_frame})")
+        elif side.fin_frame is not None:
+            parts.append(f"{role} FIN (frame {side.fin_frame})")
+    return ", ".join(parts) if parts else "still open at the end of the capture"
+
+
+def connection_block(conn: TcpConnection, verdict: Verdict) -> list[str]:
+    """The lines describing one connection."""
+    s = conn.session
+    client, server = endpoints(conn)
+    status = verdict.outcome.upper()
+    if verdict.cause and verdict.outcome != ESTABLISHED:
+        status += f": {verdict.cause}"
+    lines = [f"{client} -> {server}  frames {conn.first_frame}-{conn.last_frame}  [{status}]"]
+    for ch in s.client_hellos:
+        offered = ch.supported_versions or (ch.legacy_version,)
+        alpn = ",".join(alpn_text(a) for a in ch.alpn)
+        lines.append(
+            f"  ClientHello  frame {ch.frame}: SNI {ch.sni!r}, offers "
+            f"{'/'.join(version_name(v) for v in offered)}, {len(ch.cipher_suites)} suites"
+            + (f", ALPN {alpn}" if alpn else "")
+            + (" (SSLv2 format)" if ch.sslv2 else "")
+        )
+    for sh in s.server_hellos:
+        kind = "HelloRetryRequest" if sh.hello_retry_request else "ServerHello"
+        lines.append(
+            f"  {kind:<12} frame {sh.frame}: {version_name(sh.version)}, "
+            f"{cipher_name(sh.cipher_suite)}"
+        )
+    certs = s.server.certificates
+    if certs:
+        lines.append(f"  Certificate  frame {certs[0].frame}: {len(certs[0].chain)} certificate(s)")
+    for a in s.alerts:
+        f = alert_facts(a)
+        what = "encrypted alert" if a.encrypted else f"{f['level']} {f['description']}"
+        lines.append(f"  Alert        frame {a.frame}: {a.sender} sent {what}")
+    lines.append(f"  history {s.history or '-'}; ended: {_ended(conn)}")
+    if verdict.outcome != ESTABLISHED:
+        lines.append(f"  Verdict: {verdict.summary}")
+        for e in verdict.evidence:
+            where = f"frame {e.frame}" if e.frame is not None else "capture"
+            lines.append(f"    - [{where}] {e.text}")
+        for f2 in verdict.secondary:
+            lines.append(f"    + also: {f2.code}: {f2.text}")
+        if verdict.must_act:
+            lines.append(f"  Who must act: the {verdict.must_act}")
+        if verdict.fix:
+            lines.append(f"  Fix: {verdict.fix}")
+    return [sanitize(line) for line in lines]
+
+
+def render_capture(result: CaptureResult, verdicts: Sequence[Verdict]) -> str:
+    """One capture's section."""
+    if result.error:
+        return f"{sanitize(result.file)}: error: {sanitize(result.error)}"
+    head = f"{sanitize(result.file)} ({result.format}, {result.packets} packets, "
+    head += f"{len(result.connections)} TLS connection(s))"
+    lines = [head]
+    if result.truncated:
+        lines.append("  note: the file is truncated; results cover what was there")
+    for a in result.anomalies:
+        lines.append(sanitize(f"  anomaly: {a.name} (frame {a.frame}) {a.detail}"))
+    for conn, verdict in zip(result.connections, verdicts, strict=True):
+        lines.append("")
+        lines.extend(connection_block(conn, verdict))
+    return "\n".join(lines)

@@ -1,0 +1,355 @@
+"""One TCP connection's TLS conversation: the per-connection record and the state that fills it.
+
+Theory of operation
+-------------------
+The TCP tracker hands each direction's reassembled pieces (bytes with their frame, or gaps) to
+:meth:`TlsSession.data`. Each direction has a :class:`~tlspcap.tls.records.RecordReader`
+(finds TLS by content, cuts records) and a :class:`~tlspcap.tls.handshake.HandshakeAssembler`
+(joins handshake fragments). Records are interpreted in light of what the connection has
+negotiated so far:
+
+* before encryption, handshake records are parsed into messages and alerts are read;
+* TLS <= 1.2: a direction is encrypted after its ChangeCipherSpec (with a NULL-encryption suite
+  the records stay readable: plaintext plus MAC);
+* TLS 1.3: after a (non-retry) ServerHello selecting 1.3, both directions are encrypted;
+  ChangeCipherSpec is only the middlebox-compatibility dummy.
+
+Which side is the client is decided by who sent the first ClientHello (or ServerHello), else by
+the TCP SYN. Everything is recorded by direction index and rendered with roles at the end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tlspcap.anomaly import Anomaly
+from tlspcap.errors import DecodeError
+from tlspcap.tcp.reassembly import Gap, Piece
+from tlspcap.tls import codec
+from tlspcap.tls.handshake import HandshakeAssembler, HandshakeMessage
+from tlspcap.tls.messages import (
+    Alert,
+    CertificateMessage,
+    CertificateRequest,
+    ClientHello,
+    ServerHello,
+)
+from tlspcap.tls.records import (
+    CT_ALERT,
+    CT_APPLICATION_DATA,
+    CT_CHANGE_CIPHER_SPEC,
+    CT_HANDSHAKE,
+    CT_HEARTBEAT,
+    Record,
+    RecordReader,
+)
+from tlspcap.tls.registry import cipher_properties
+
+HISTORY_LETTERS = {
+    0: "H", 1: "C", 2: "S", 3: "V", 4: "T", 5: "E", 8: "O", 11: "X", 12: "K", 13: "R",
+    14: "N", 15: "Y", 16: "G", 20: "F", 21: "W", 22: "U", 23: "A", 24: "P", 254: "M",
+}  # fmt: skip
+"""Zeek ``ssl_history`` letters by handshake type (client upper case, server lower case)."""
+MAX_HISTORY = 100
+MAX_ENCRYPTED_LOG = 64
+"""Encrypted records remembered per connection for size/order heuristics."""
+
+
+def is_tls13(version: int) -> bool:
+    """TLS 1.3 or one of its drafts (0x7fXX) / Facebook variants (0xfbXX)."""
+    return version == 0x0304 or version >> 8 in (0x7F, 0xFB)
+
+
+@dataclass(slots=True)
+class EncryptedRecord:
+    """An encrypted record's place in the conversation (for TLS 1.3 inferences)."""
+
+    direction: int
+    content_type: int
+    length: int
+    frame: int
+
+
+@dataclass(slots=True)
+class Side:
+    """What one direction of the connection sent."""
+
+    reader: RecordReader = field(default_factory=RecordReader)
+    assembler: HandshakeAssembler = field(default_factory=HandshakeAssembler)
+    encrypted: bool = False
+    """Records from this side are encrypted from here on."""
+    ccs_frame: int | None = None
+    encrypted_handshake_records: int = 0
+    application_records: int = 0
+    application_bytes: int = 0
+    first_application_frame: int | None = None
+    fin_frame: int | None = None
+    rst_frame: int | None = None
+    gap_frames: list[int] = field(default_factory=list)
+    certificates: list[CertificateMessage] = field(default_factory=list)
+    last_frame: int | None = None
+    """Last frame that carried TLS bytes from this side."""
+
+
+class TlsSession:
+    """Accumulates the TLS facts of one TCP connection (see the module docstring)."""
+
+    def __init__(self, endpoints: tuple[tuple[bytes, int], tuple[bytes, int]]) -> None:
+        self.endpoints = endpoints
+        """(address, port) of direction 0's sender and of direction 1's sender."""
+        self.client_dir = 0
+        """Direction index of the client (0 = the TCP initiator unless a hello says otherwise)."""
+        self._role_fixed = False
+        self.sides = (Side(), Side())
+        self.client_hellos: list[ClientHello] = []
+        self.server_hellos: list[ServerHello] = []
+        self.certificate_request: CertificateRequest | None = None
+        self.server_hello_done_frame: int | None = None
+        self._alerts: list[tuple[int, Alert]] = []
+        self.encrypted_log: list[EncryptedRecord] = []
+        self.history = ""
+        self.anomalies: list[Anomaly] = []
+        self.version: int | None = None
+        """Negotiated version (from the last real ServerHello)."""
+        self.cipher: int | None = None
+        self._null_cipher = False
+        self._last_letter: tuple[int, str] | None = None
+        self.now = 0.0
+        self._frame = 0
+        """Capture time of the segment being fed (set by the TCP layer)."""
+        self.frame_times: dict[int, float] = {}
+        """Capture time of each frame that completed a handshake message or alert."""
+
+    # ---- roles -------------------------------------------------------------------------
+    @property
+    def server_dir(self) -> int:
+        """Direction index of the server."""
+        return 1 - self.client_dir
+
+    def role(self, direction: int) -> str:
+        """``"client"`` or ``"server"`` for a direction index."""
+        return "client" if direction == self.client_dir else "server"
+
+    @property
+    def client(self) -> Side:
+        """The client's side."""
+        return self.sides[self.client_dir]
+
+    @property
+    def server(self) -> Side:
+        """The server's side."""
+        return self.sides[self.server_dir]
+
+    @property
+    def is_tls(self) -> bool:
+        """Either direction carried TLS."""
+        return self.sides[0].reader.is_tls or self.sides[1].reader.is_tls
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """Every alert in order, with its sender's role."""
+        out = []
+        for direction, a in self._alerts:
+            sender = self.role(direction)
+            out.append(a if a.sender == sender else _with_sender(a, sender))
+        return out
+
+    def _fix_role(self, direction: int, is_client: bool) -> None:
+        if not self._role_fixed:
+            self.client_dir = direction if is_client else 1 - direction
+            self._role_fixed = True
+
+    # ---- input from the TCP layer ------------------------------------------------------
+    def data(self, direction: int, piece: Piece) -> None:
+        """Take one reassembled piece of a direction's stream."""
+        side = self.sides[direction]
+        if isinstance(piece, Gap):
+            side.gap_frames.append(piece.frame)
+            side.reader.gap(piece.size, piece.frame)
+            side.assembler.reset()
+            self.anomalies.append(
+                Anomaly("tcp_gap", piece.frame, f"{piece.size} bytes missing from the capture")
+            )
+            return
+        for record in side.reader.feed(piece[0], piece[1]):
+            side.last_frame = record.frame
+            self._record(direction, side, record)
+
+    def fin(self, direction: int, frame: int) -> None:
+        """A FIN from ``direction``."""
+        side = self.sides[direction]
+        self.frame_times.setdefault(frame, self.now)
+        if side.fin_frame is None:
+            side.fin_frame = frame
+
+    def rst(self, direction: int, frame: int) -> None:
+        """A RST from ``direction``."""
+        side = self.sides[direction]
+        self.frame_times.setdefault(frame, self.now)
+        if side.rst_frame is None:
+            side.rst_frame = frame
+
+    def finish(self) -> None:
+        """Collect reader anomalies once the connection's data has all been fed."""
+        for side in self.sides:
+            self.anomalies.extend(side.reader.anomalies)
+            self.anomalies.extend(side.assembler.anomalies)
+        self.anomalies.sort(key=lambda a: a.frame or 0)
+
+    # ---- records -----------------------------------------------------------------------
+    def _letter(self, direction: int, letter: str, collapse: bool = False) -> None:
+        self.frame_times.setdefault(self._frame, self.now)
+        if collapse and self._last_letter == (direction, letter):
+            return
+        self._last_letter = (direction, letter)
+        if len(self.history) < MAX_HISTORY:
+            self.history += letter if direction == self.client_dir else letter.lower()
+
+    def _record(self, direction: int, side: Side, record: Record) -> None:
+        self._frame = record.frame
+        ct = record.content_type
+        if record.sslv2:
+            self._sslv2(direction, side, record)
+        elif ct == CT_CHANGE_CIPHER_SPEC:
+            self._letter(direction, "I")
+            if side.ccs_frame is None:
+                side.ccs_frame = record.frame
+            if self.version is not None and not is_tls13(self.version):
+                side.encrypted = True
+        elif ct == CT_ALERT:
+            self._alert(direction, side, record)
+        elif ct == CT_HANDSHAKE and not side.encrypted:
+            for msg in side.assembler.feed(record.payload, record.frame):
+                self._message(direction, side, msg)
+        elif ct == CT_HANDSHAKE:
+            if not side.encrypted_handshake_records and not self._tls13:
+                self._letter(direction, "F")
+            side.encrypted_handshake_records += 1
+            self._log_encrypted(direction, record)
+        elif ct == CT_APPLICATION_DATA:
+            self._application(direction, side, record)
+        elif ct == CT_HEARTBEAT:
+            self._letter(direction, "B")
+        else:
+            self.anomalies.append(
+                Anomaly("unknown_content_type", record.frame, f"content type {ct}")
+            )
+
+    @property
+    def _tls13(self) -> bool:
+        return self.version is not None and is_tls13(self.version)
+
+    def _log_encrypted(self, direction: int, record: Record) -> None:
+        if len(self.encrypted_log) < MAX_ENCRYPTED_LOG:
+            self.encrypted_log.append(
+                EncryptedRecord(direction, record.content_type, len(record.payload), record.frame)
+            )
+
+    def _application(self, direction: int, side: Side, record: Record) -> None:
+        self._log_encrypted(direction, record)
+        if self._tls13 and not side.encrypted_handshake_records:
+            # The first encrypted flight of each side in TLS 1.3 is its handshake.
+            side.encrypted_handshake_records += 1
+            return
+        side.application_records += 1
+        side.application_bytes += len(record.payload)
+        if side.first_application_frame is None:
+            side.first_application_frame = record.frame
+        self._letter(direction, "D", collapse=True)
+
+    def _alert(self, direction: int, side: Side, record: Record) -> None:
+        self._letter(direction, "L")
+        payload = record.payload
+        if side.encrypted and not self._null_cipher:
+            alert = Alert(record.frame, "", None, None, True, len(payload))
+            self._alerts.append((direction, alert))
+            self._log_encrypted(direction, record)
+            return
+        if side.encrypted:  # NULL cipher: plaintext followed by a MAC
+            payload = payload[:2]
+        if len(payload) % 2 or not payload:
+            self.anomalies.append(
+                Anomaly("malformed_alert", record.frame, f"alert record of {len(payload)} bytes")
+            )
+            return
+        for i in range(0, len(payload), 2):
+            level, desc = payload[i], payload[i + 1]
+            alert = Alert(record.frame, "", level, desc, False, len(record.payload))
+            self._alerts.append((direction, alert))
+
+    # ---- handshake messages ------------------------------------------------------------
+    def _message(self, direction: int, side: Side, msg: HandshakeMessage) -> None:
+        problems: list[str] = []
+        try:
+            self._dispatch(direction, side, msg, problems)
+        except DecodeError as exc:
+            self.anomalies.append(
+                Anomaly(f"malformed_handshake_{msg.msg_type}", msg.frame, str(exc))
+            )
+        for name in problems:
+            self.anomalies.append(Anomaly(name, msg.frame))
+
+    def _dispatch(
+        self, direction: int, side: Side, msg: HandshakeMessage, problems: list[str]
+    ) -> None:
+        t = msg.msg_type
+        if t == 1:
+            self._fix_role(direction, True)
+            self.client_hellos.append(codec.parse_client_hello(msg.body, msg.frame, problems))
+            self._letter(direction, "C")
+        elif t == 2:
+            self._fix_role(direction, False)
+            sh = codec.parse_server_hello(msg.body, msg.frame, problems)
+            self.server_hellos.append(sh)
+            self._letter(direction, "J" if sh.hello_retry_request else "S")
+            if not sh.hello_retry_request:
+                self._negotiated(sh)
+        elif t == 11:
+            cert = codec.parse_certificate(msg.body, msg.frame, self._tls13)
+            side.certificates.append(cert)
+            self._letter(direction, "X")
+        elif t == 13:
+            self.certificate_request = codec.parse_certificate_request(
+                msg.body, msg.frame, self.version or 0x0303
+            )
+            self._letter(direction, "R")
+        elif t == 14:
+            self.server_hello_done_frame = msg.frame
+            self._letter(direction, "N")
+        else:
+            self._letter(direction, HISTORY_LETTERS.get(t, "Z"))
+
+    def _negotiated(self, sh: ServerHello) -> None:
+        self.version = sh.version
+        self.cipher = sh.cipher_suite
+        props = cipher_properties(sh.cipher_suite)
+        self._null_cipher = props is not None and props.is_null_encryption
+        if is_tls13(sh.version):
+            for s in self.sides:
+                s.encrypted = True
+
+    def _sslv2(self, direction: int, side: Side, record: Record) -> None:
+        kind = record.payload[:1]
+        try:
+            if kind == b"\x01":
+                self._fix_role(direction, True)
+                self.client_hellos.append(codec.parse_sslv2_client_hello(record.payload, record.frame))
+                self._letter(direction, "C")
+            elif kind == b"\x04":
+                self._fix_role(direction, False)
+                sh = codec.parse_sslv2_server_hello(record.payload, record.frame)
+                self.server_hellos.append(sh)
+                self.version, self.cipher = sh.version, sh.cipher_suite
+                self._letter(direction, "S")
+                if sh.sslv2_certificate:
+                    side.certificates.append(
+                        CertificateMessage(record.frame, (sh.sslv2_certificate,))
+                    )
+            else:
+                side.application_records += 1
+        except DecodeError as exc:
+            self.anomalies.append(Anomaly("malformed_sslv2_hello", record.frame, str(exc)))
+
+
+def _with_sender(a: Alert, sender: str) -> Alert:
+    return Alert(a.frame, sender, a.level, a.description, a.encrypted, a.length)

@@ -1,0 +1,158 @@
+"""One direction of a TCP connection turned back into an ordered byte stream.
+
+Theory of operation
+-------------------
+Sequence numbers are unwrapped into absolute stream offsets relative to the direction's initial
+sequence number (from the SYN, or from the first segment seen when the SYN is not in the
+capture). ``next_offset`` is the first byte not yet delivered.
+
+* A segment at ``next_offset`` is delivered at once, then any buffered segments it makes
+  contiguous are drained.
+* A segment wholly before ``next_offset`` is a retransmission: counted, dropped. One that
+  straddles it (an overlapping retransmission) delivers only its new bytes.
+* A segment beyond ``next_offset`` is buffered (out of order). Buffered bytes are capped
+  (``max_buffered``); past the cap, or when the direction closes or the capture ends, the hole
+  is declared a *gap*: a :class:`Gap` is delivered in its place and reading resumes after it.
+  Nothing is ever spliced across a gap as if it were contiguous.
+
+Delivered pieces carry the frame that made them deliverable: the frame Wireshark shows a
+reassembled message at.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+MASK32 = 0xFFFFFFFF
+DEFAULT_MAX_BUFFERED = 1 << 20
+"""Out-of-order bytes buffered per direction before the oldest hole is declared a gap."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Bytes missing from the capture at this point of the stream."""
+
+    size: int
+    """Number of missing bytes."""
+    frame: int
+    """Frame at which the gap was noticed."""
+
+
+Piece = tuple[bytes, int] | Gap
+"""What a direction delivers: contiguous ``(data, frame)`` or a :class:`Gap`."""
+
+
+class StreamReassembler:
+    """Reassembles one direction of a TCP connection (see the module docstring)."""
+
+    __slots__ = (
+        "_base",
+        "_heap",
+        "_tiebreak",
+        "buffered",
+        "max_buffered",
+        "next_offset",
+        "out_of_order",
+        "retransmitted",
+    )
+
+    def __init__(self, max_buffered: int = DEFAULT_MAX_BUFFERED) -> None:
+        self._base: int | None = None
+        self._heap: list[tuple[int, int, int, bytes]] = []
+        self._tiebreak = 0
+        self.next_offset = 0
+        """Stream offset of the first byte not yet delivered."""
+        self.buffered = 0
+        """Out-of-order payload bytes held."""
+        self.max_buffered = max_buffered
+        self.retransmitted = 0
+        """Segments that carried only already-delivered bytes."""
+        self.out_of_order = 0
+        """Segments that arrived ahead of a hole."""
+
+    @property
+    def started(self) -> bool:
+        """True once an initial sequence number is known."""
+        return self._base is not None
+
+    def syn(self, seq: int) -> None:
+        """Record the initial sequence number from a SYN (data starts at ``seq + 1``)."""
+        if self._base is None:
+            self._base = (seq + 1) & MASK32
+
+    def offset_of(self, seq: int) -> int:
+        """Absolute stream offset of sequence number ``seq`` (nearest to ``next_offset``)."""
+        assert self._base is not None
+        expected = (self._base + self.next_offset) & MASK32
+        delta = (seq - expected) & MASK32
+        if delta >= 0x80000000:
+            delta -= 0x100000000
+        return self.next_offset + delta
+
+    def add(self, seq: int, payload: bytes, frame: int) -> list[Piece]:
+        """Take one segment's payload; return what became deliverable, in stream order."""
+        if not payload:
+            return []
+        if self._base is None:
+            self._base = seq & MASK32
+        pos = self.offset_of(seq)
+        end = pos + len(payload)
+        nxt = self.next_offset
+        if end <= nxt:
+            self.retransmitted += 1
+            return []
+        out: list[Piece] = []
+        if pos <= nxt:
+            out.append((payload[nxt - pos :], frame))
+            self.next_offset = end
+            self._drain(frame, out)
+            return out
+        self.out_of_order += 1
+        self._tiebreak += 1
+        heapq.heappush(self._heap, (pos, self._tiebreak, frame, payload))
+        self.buffered += len(payload)
+        while self.buffered > self.max_buffered and self._heap:
+            self._skip_hole(frame, out)
+        return out
+
+    def flush(self, frame: int) -> list[Piece]:
+        """Deliver everything buffered, declaring each remaining hole a gap (close, end)."""
+        out: list[Piece] = []
+        while self._heap:
+            self._skip_hole(frame, out)
+        return out
+
+    def skip_to(self, seq: int, frame: int) -> list[Piece]:
+        """Declare bytes before ``seq`` lost (the peer acknowledged data the capture lacks)."""
+        if self._base is None:
+            return []
+        target = self.offset_of(seq)
+        out: list[Piece] = []
+        if target > self.next_offset:
+            if self._heap and self._heap[0][0] < target:
+                target = max(self.next_offset, self._heap[0][0])
+            if target > self.next_offset:
+                out.append(Gap(target - self.next_offset, frame))
+                self.next_offset = target
+            self._drain(frame, out)
+        return out
+
+    def _skip_hole(self, frame: int, out: list[Piece]) -> None:
+        first = self._heap[0][0]
+        if first > self.next_offset:
+            out.append(Gap(first - self.next_offset, frame))
+            self.next_offset = first
+        self._drain(frame, out)
+
+    def _drain(self, frame: int, out: list[Piece]) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= self.next_offset:
+            pos, _, _, data = heapq.heappop(heap)
+            self.buffered -= len(data)
+            end = pos + len(data)
+            if end <= self.next_offset:
+                self.retransmitted += 1
+                continue
+            out.append((data[self.next_offset - pos :], frame))
+            self.next_offset = end

@@ -1,0 +1,176 @@
+"""Connection tracking: TCP segments in, per-connection reassembled streams out (sans I/O).
+
+A connection is keyed by its 4-tuple. Direction 0 is the initiator: the sender of a SYN without
+ACK, the receiver of a SYN/ACK, or else the sender of the first segment seen (the session may
+later decide from a ClientHello that the other side is the client). A SYN on a 4-tuple whose
+connection was closed (FIN or RST) or that carries a different initial sequence number starts a
+new connection (port reuse). Checksums are not verified.
+
+Each connection's streams go to a *handler* (a :class:`~tlspcap.session.TlsSession`) created by
+a factory; finished connections are returned in the order they started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from tlspcap.anomaly import Anomaly
+from tlspcap.capture.model import ACK, FIN, RST, SYN, TcpSegment
+from tlspcap.session import TlsSession
+from tlspcap.tcp.reassembly import StreamReassembler
+
+Endpoint = tuple[bytes, int]
+Key = tuple[bytes, int, bytes, int]
+
+DEFAULT_MAX_CONNECTIONS = 100_000
+"""Connections tracked at once; past this the one idle longest is closed and reported."""
+
+
+@dataclass(slots=True)
+class TcpConnection:
+    """Bookkeeping of one TCP connection."""
+
+    index: int
+    """Order in which connections started (0-based)."""
+    session: TlsSession
+    streams: tuple[StreamReassembler, StreamReassembler] = field(
+        default_factory=lambda: (StreamReassembler(), StreamReassembler())
+    )
+    syn_frame: int | None = None
+    synack_frame: int | None = None
+    first_frame: int = 0
+    last_frame: int = 0
+    first_ts: float = 0.0
+    last_ts: float = 0.0
+    packets: int = 0
+    isn: list[int | None] = field(default_factory=lambda: [None, None])
+    closed: bool = False
+    """A FIN or RST was seen (a new SYN on the tuple starts a new connection)."""
+    evicted: bool = False
+    """Dropped from the table to bound memory before it ended."""
+
+
+class ConnectionTracker:
+    """Feeds TCP segments to per-connection reassemblers and sessions."""
+
+    def __init__(
+        self,
+        session_factory: Callable[[tuple[Endpoint, Endpoint]], TlsSession] = TlsSession,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self._factory = session_factory
+        self._table: dict[Key, tuple[TcpConnection, Key]] = {}
+        self._done: list[TcpConnection] = []
+        self._count = 0
+        self.max_connections = max_connections
+        self.anomalies: list[Anomaly] = []
+        """Tracker-level anomalies (evictions)."""
+
+    def feed(self, seg: TcpSegment) -> None:
+        """Take one segment."""
+        fwd: Key = (seg.src, seg.sport, seg.dst, seg.dport)
+        entry = self._table.get(fwd)
+        flags = seg.flags
+        if entry is not None and flags & SYN and not flags & ACK:
+            old, _ = entry
+            if old.closed or (old.isn[0] is not None and old.isn[0] != seg.seq):
+                self._close(fwd, (seg.dst, seg.dport, seg.src, seg.sport))
+                entry = None
+        if entry is None:
+            conn, k0 = self._open(seg, fwd)
+        else:
+            conn, k0 = entry
+        direction = 0 if fwd == k0 else 1
+        self._segment(conn, direction, seg)
+
+    def finish(self) -> list[TcpConnection]:
+        """End of capture: flush every stream and return all connections in start order."""
+        for conn, _ in list(self._table.values()):
+            self._flush(conn, conn.last_frame)
+        seen: set[int] = set()
+        for conn, _ in self._table.values():
+            if conn.index not in seen:
+                seen.add(conn.index)
+                self._done.append(conn)
+        self._table.clear()
+        for conn in self._done:
+            conn.session.finish()
+        self._done.sort(key=lambda c: c.index)
+        return self._done
+
+    def __iter__(self) -> Iterator[TcpConnection]:
+        return iter(c for c, _ in self._table.values())
+
+    # ---- internals ----------------------------------------------------------------------
+    def _open(self, seg: TcpSegment, fwd: Key) -> tuple[TcpConnection, Key]:
+        rev: Key = (seg.dst, seg.dport, seg.src, seg.sport)
+        initiator_is_src = not (seg.flags & SYN and seg.flags & ACK)
+        k0 = fwd if initiator_is_src else rev
+        ends = ((k0[0], k0[1]), (k0[2], k0[3]))
+        conn = TcpConnection(self._count, self._factory(ends))
+        self._count += 1
+        conn.first_frame, conn.first_ts = seg.frame, seg.ts
+        if len(self._table) >= 2 * self.max_connections:
+            self._evict()
+        self._table[fwd] = (conn, k0)
+        self._table[rev] = (conn, k0)
+        return conn, k0
+
+    def _segment(self, conn: TcpConnection, direction: int, seg: TcpSegment) -> None:
+        conn.packets += 1
+        conn.last_frame, conn.last_ts = seg.frame, seg.ts
+        stream = conn.streams[direction]
+        session = conn.session
+        session.now = seg.ts
+        flags = seg.flags
+        if flags & SYN:
+            if flags & ACK:
+                conn.synack_frame = conn.synack_frame or seg.frame
+            else:
+                conn.syn_frame = conn.syn_frame or seg.frame
+            if conn.isn[direction] is None:
+                conn.isn[direction] = seg.seq
+            stream.syn(seg.seq)
+        if seg.payload:
+            seq = seg.seq + 1 if flags & SYN else seg.seq
+            for piece in stream.add(seq, seg.payload, seg.frame):
+                session.data(direction, piece)
+        if seg.missing:
+            session.anomalies.append(
+                Anomaly("snaplen_truncated", seg.frame, f"{seg.missing} payload bytes not captured")
+            )
+            end = (seg.seq + len(seg.payload) + seg.missing + (1 if flags & SYN else 0))
+            for piece in stream.skip_to(end & 0xFFFFFFFF, seg.frame):
+                session.data(direction, piece)
+        if flags & FIN:
+            for piece in stream.flush(seg.frame):
+                session.data(direction, piece)
+            session.fin(direction, seg.frame)
+            conn.closed = True
+        if flags & RST:
+            session.rst(direction, seg.frame)
+            self._flush(conn, seg.frame)
+            conn.closed = True
+
+    def _flush(self, conn: TcpConnection, frame: int) -> None:
+        for direction, stream in enumerate(conn.streams):
+            for piece in stream.flush(frame):
+                conn.session.data(direction, piece)
+
+    def _close(self, fwd: Key, rev: Key) -> None:
+        entry = self._table.pop(fwd, None)
+        self._table.pop(rev, None)
+        if entry is not None:
+            conn = entry[0]
+            self._flush(conn, conn.last_frame)
+            self._done.append(conn)
+
+    def _evict(self) -> None:
+        oldest = min(self._table.values(), key=lambda e: e[0].last_ts)
+        conn, k0 = oldest
+        conn.evicted = True
+        self.anomalies.append(
+            Anomaly("connection_evicted", conn.last_frame, "too many connections tracked at once")
+        )
+        self._close(k0, (k0[2], k0[3], k0[0], k0[1]))

@@ -1,0 +1,1 @@
+"""TLS record layer, handshake reassembly, message codecs and registries."""

@@ -1,0 +1,69 @@
+"""Handshake message reassembly over records: fragmented and coalesced messages (sans I/O)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tlspcap.anomaly import Anomaly
+
+MAX_HANDSHAKE_MESSAGE = 1 << 21
+"""Largest handshake message buffered (2 MiB); a larger declared length is skipped, unread."""
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeMessage:
+    """One complete handshake message."""
+
+    msg_type: int
+    body: bytes
+    """The message body, without its 4-byte header."""
+    frame: int
+    """Frame of the record that completed the message."""
+
+
+class HandshakeAssembler:
+    """Joins the bodies of plaintext handshake records of one direction into messages."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._skip = 0
+        self.anomalies: list[Anomaly] = []
+        """Oversized messages that were skipped."""
+
+    def feed(self, fragment: bytes, frame: int) -> list[HandshakeMessage]:
+        """Take the body of one handshake record; return the messages it completes."""
+        if self._skip:
+            taken = min(self._skip, len(fragment))
+            self._skip -= taken
+            fragment = fragment[taken:]
+        buf = self._buf
+        buf += fragment
+        out: list[HandshakeMessage] = []
+        i = 0
+        while len(buf) - i >= 4:
+            length = int.from_bytes(buf[i + 1 : i + 4], "big")
+            if length > MAX_HANDSHAKE_MESSAGE:
+                self.anomalies.append(
+                    Anomaly("oversized_handshake_message", frame, f"declared length {length}")
+                )
+                available = len(buf) - i - 4
+                self._skip = length - available
+                i = len(buf)
+                break
+            end = i + 4 + length
+            if len(buf) < end:
+                break
+            out.append(HandshakeMessage(buf[i], bytes(buf[i + 4 : end]), frame))
+            i = end
+        del buf[:i]
+        return out
+
+    def reset(self) -> None:
+        """Forget a partial message (after a gap in the stream)."""
+        self._buf = bytearray()
+        self._skip = 0
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete message held."""
+        return len(self._buf)

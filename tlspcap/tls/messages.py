@@ -1,0 +1,125 @@
+"""Typed TLS handshake messages (the values the codecs in :mod:`tlspcap.tls.codec` return)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    """One hello extension as sent: its type and raw body (unknown ones are kept, never dropped)."""
+
+    type: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ClientHello:
+    """A ClientHello (or an SSLv2-compatible CLIENT-HELLO, then ``sslv2`` is true)."""
+
+    frame: int
+    """Frame that completed the message (as Wireshark shows it)."""
+    legacy_version: int
+    """``client_version`` / ``legacy_version`` field."""
+    random: bytes
+    """Client random (32 bytes; SSLv2 challenge left-padded to 32 bytes)."""
+    session_id: bytes
+    cipher_suites: tuple[int, ...]
+    """Offered suites in wire order, GREASE kept (SSLv2 3-byte kinds: only those with a 0x00 prefix)."""
+    compression_methods: tuple[int, ...]
+    extensions: tuple[Extension, ...]
+    """Every extension in wire order, GREASE kept."""
+    sni: str | None = None
+    """First host_name in server_name, or None when the extension is absent."""
+    supported_versions: tuple[int, ...] = ()
+    """supported_versions extension values in wire order (empty when absent)."""
+    alpn: tuple[bytes, ...] = ()
+    """ALPN protocol names offered, raw bytes in wire order."""
+    supported_groups: tuple[int, ...] = ()
+    signature_algorithms: tuple[int, ...] = ()
+    ec_point_formats: tuple[int, ...] = ()
+    key_share_groups: tuple[int, ...] = ()
+    psk_offered: bool = False
+    """A pre_shared_key extension is present (resumption attempt)."""
+    early_data: bool = False
+    """An early_data extension is present (0-RTT attempt)."""
+    sslv2: bool = False
+    """Sent in the SSLv2-compatible record format."""
+    sslv2_cipher_kinds: tuple[int, ...] = ()
+    """SSLv2 3-byte cipher kinds as sent (only for ``sslv2``)."""
+
+    @property
+    def extension_types(self) -> tuple[int, ...]:
+        """Extension type codes in wire order."""
+        return tuple(e.type for e in self.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerHello:
+    """A ServerHello, HelloRetryRequest, or SSLv2 SERVER-HELLO."""
+
+    frame: int
+    legacy_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suite: int
+    compression_method: int
+    extensions: tuple[Extension, ...]
+    selected_version: int | None = None
+    """Value of the supported_versions extension when present."""
+    alpn: bytes | None = None
+    """ALPN protocol the server selected."""
+    key_share_group: int | None = None
+    hello_retry_request: bool = False
+    """The random is the HelloRetryRequest magic value (RFC 8446 4.1.3)."""
+    sslv2: bool = False
+    """An SSLv2 SERVER-HELLO (then ``cipher_suite`` is the first 3-byte cipher kind)."""
+    sslv2_certificate: bytes | None = None
+    """The certificate an SSLv2 SERVER-HELLO carries."""
+
+    @property
+    def version(self) -> int:
+        """The version the server selected (supported_versions when present, else legacy)."""
+        return self.selected_version if self.selected_version is not None else self.legacy_version
+
+    @property
+    def extension_types(self) -> tuple[int, ...]:
+        """Extension type codes in wire order."""
+        return tuple(e.type for e in self.extensions)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateMessage:
+    """A Certificate message: the DER chain as sent, in order."""
+
+    frame: int
+    chain: tuple[bytes, ...]
+    request_context: bytes = b""
+    """TLS 1.3 certificate_request_context (empty for TLS <= 1.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateRequest:
+    """A CertificateRequest (TLS <= 1.2 or 1.3)."""
+
+    frame: int
+    certificate_types: tuple[int, ...] = ()
+    signature_algorithms: tuple[int, ...] = ()
+    authorities: tuple[bytes, ...] = field(default_factory=tuple)
+    """Distinguished names of acceptable CAs, DER, as sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert record, in the clear or encrypted."""
+
+    frame: int
+    sender: str
+    """``"client"`` or ``"server"``."""
+    level: int | None
+    """1 warning, 2 fatal; None when encrypted."""
+    description: int | None
+    """Alert description code; None when encrypted."""
+    encrypted: bool
+    length: int
+    """Length of the record payload (useful for encrypted alerts)."""

@@ -1,0 +1,237 @@
+"""The TLS record layer of one direction: a byte stream in, records out (sans I/O).
+
+The reader starts in *probe* mode: TLS is recognised by content, not by port. It looks for a
+plausible record at the start of the stream and at the start of every later chunk (a STARTTLS
+upgrade, a PostgreSQL SSLRequest, a MySQL switch: the ClientHello always starts a new segment).
+Plaintext seen before TLS is kept (its first bytes) so a non-TLS answer can be named.
+
+Once in TLS mode it cuts records: TLS/SSLv3 records with a 5-byte header, and SSLv2 records
+(2-byte header) as long as no SSLv3-format record was seen in that direction. A header that is
+neither is an ``invalid_record_header`` anomaly; after it, or after a gap in the TCP stream,
+the reader is *lost* and resynchronises at the next chunk that starts with a plausible record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tlspcap.anomaly import Anomaly
+
+CT_CHANGE_CIPHER_SPEC = 20
+CT_ALERT = 21
+CT_HANDSHAKE = 22
+CT_APPLICATION_DATA = 23
+CT_HEARTBEAT = 24
+
+MAX_RECORD = (1 << 14) + 2048
+"""Largest record payload RFC 5246 allows (TLSCiphertext); larger ones are flagged."""
+PREAMBLE_KEEP = 256
+"""Plaintext bytes kept from before TLS starts (to name a non-TLS peer)."""
+PROBE_LIMIT = 1 << 16
+"""Plaintext bytes scanned for the start of TLS before giving up on a direction."""
+
+_PROBE, _TLS, _LOST, _PLAIN = range(4)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as sent."""
+
+    content_type: int
+    """Record content type (SSLv2 records: 22 for hellos, 23 otherwise)."""
+    version: int
+    """Record-layer version (SSLv2 records: 0x0002)."""
+    payload: bytes
+    """Record body (SSLv2: the message, starting with its type byte)."""
+    frame: int
+    """Frame that carried the record's last byte."""
+    sslv2: bool = False
+    """Sent in the SSLv2 record format."""
+
+
+def _plausible_v3(b: bytes | bytearray, i: int, first: bool) -> bool | None:
+    """Can a TLS record start at ``b[i]``? None when more bytes are needed to tell."""
+    n = len(b) - i
+    if n < 5:
+        return None
+    ct, major, minor = b[i], b[i + 1], b[i + 2]
+    if major != 3 or minor > 4 or not CT_CHANGE_CIPHER_SPEC <= ct <= CT_HEARTBEAT:
+        return False
+    length = (b[i + 3] << 8) | b[i + 4]
+    if length == 0 or length > MAX_RECORD:
+        return False
+    if ct == CT_ALERT:
+        return length == 2 and b[i + 5] in (1, 2) if n >= 7 else None
+    if ct == CT_HANDSHAKE:
+        if n < 6:
+            return None
+        return b[i + 5] in (1, 2) or (first and b[i + 5] <= 24)
+    return first
+
+
+def _plausible_v2(b: bytes | bytearray, i: int) -> bool | None:
+    """Can an SSLv2 CLIENT-HELLO or SERVER-HELLO start at ``b[i]``?"""
+    n = len(b) - i
+    if n < 7:
+        return None
+    if not b[i] & 0x80:
+        return False
+    length = ((b[i] & 0x7F) << 8) | b[i + 1]
+    if b[i + 2] == 1:
+        version = (b[i + 3] << 8) | b[i + 4]
+        return length >= 9 and (version == 2 or 0x0300 <= version <= 0x0304)
+    if b[i + 2] == 4:
+        return length >= 11 and b[i + 3] in (0, 1) and ((b[i + 5] << 8) | b[i + 6]) == 2
+    return False
+
+
+class RecordReader:
+    """Incremental record reader for one direction (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._start = 0  # stream offset of _buf[0]
+        self._end = 0  # stream offset after the last byte fed
+        self._pieces: list[tuple[int, int]] = []  # (end offset, frame) of fed chunks
+        self._candidates: list[int] = [0]
+        self._state = _PROBE
+        self._v3_seen = False
+        self.preamble = b""
+        """First plaintext bytes seen before TLS (or instead of it)."""
+        self.tls_offset: int | None = None
+        """Stream offset where TLS starts; None while (or if) no TLS was found."""
+        self.anomalies: list[Anomaly] = []
+        """Record-layer anomalies, in order."""
+
+    @property
+    def is_tls(self) -> bool:
+        """True once a plausible TLS record was found in this direction."""
+        return self.tls_offset is not None
+
+    def feed(self, data: bytes, frame: int) -> list[Record]:
+        """Take the next contiguous stream bytes; return the records they complete."""
+        if not data or self._state == _PLAIN:
+            return []
+        if self._state != _TLS and self._end != 0:
+            self._candidates.append(self._end)
+        self._buf += data
+        self._end += len(data)
+        self._pieces.append((self._end, frame))
+        if self._state != _TLS and not self._probe(frame):
+            return []
+        return self._cut(frame)
+
+    def gap(self, size: int, frame: int) -> None:
+        """Bytes are missing here: drop the partial record and resynchronise afterwards."""
+        if self._state == _PLAIN:
+            return
+        if self._state == _TLS and self._start < self._end:
+            self.anomalies.append(
+                Anomaly("record_lost_in_gap", frame, f"{size} bytes missing mid-record")
+            )
+        self._end += size
+        self._reset_buffer()
+        if self._state == _TLS:
+            self._state = _LOST
+        self._candidates = [self._end]
+
+    def _reset_buffer(self) -> None:
+        self._buf = bytearray()
+        self._start = self._end
+        self._pieces = []
+
+    def _frame_at(self, offset: int) -> int:
+        """Frame of the chunk holding stream byte ``offset``."""
+        for end, frame in self._pieces:
+            if offset < end:
+                return frame
+        return self._pieces[-1][1]
+
+    def _probe(self, frame: int) -> bool:
+        """Look for the start of TLS at pending candidate offsets; True when found."""
+        buf = self._buf
+        while self._candidates:
+            at = self._candidates[0]
+            i = at - self._start
+            first = at == 0 and self._state == _PROBE
+            verdict = _plausible_v3(buf, i, first)
+            if verdict is not True and not self._v3_seen:
+                v2 = _plausible_v2(buf, i)
+                verdict = True if v2 else (None if verdict is None or v2 is None else False)
+            if verdict is None:
+                return False
+            self._candidates.pop(0)
+            if verdict:
+                self._enter_tls(at, frame)
+                return True
+        self._discard_plaintext()
+        return False
+
+    def _enter_tls(self, at: int, frame: int) -> None:
+        if self._state == _PROBE:
+            self.tls_offset = at
+            self.preamble = bytes(self._buf[: min(at - self._start, PREAMBLE_KEEP)])
+        else:
+            self.anomalies.append(Anomaly("record_resync", frame, f"records resume at {at}"))
+        self._state = _TLS
+        self._candidates = []
+        del self._buf[: at - self._start]
+        self._start = at
+
+    def _discard_plaintext(self) -> None:
+        """Keep memory bounded while probing: keep the preamble, drop what no candidate needs."""
+        if self._state == _PROBE and len(self.preamble) < PREAMBLE_KEEP:
+            self.preamble = bytes(self._buf[:PREAMBLE_KEEP])
+        if self._state == _PROBE and self._end > PROBE_LIMIT:
+            self._state = _PLAIN
+            self._reset_buffer()
+            return
+        keep_from = self._candidates[0] if self._candidates else self._end
+        if keep_from > self._start:
+            del self._buf[: keep_from - self._start]
+            self._start = keep_from
+            self._pieces = [p for p in self._pieces if p[0] > keep_from]
+
+    def _cut(self, frame: int) -> list[Record]:
+        out: list[Record] = []
+        buf = self._buf
+        i = 0
+        n = len(buf)
+        while n - i >= 5:
+            b0 = buf[i]
+            if CT_CHANGE_CIPHER_SPEC <= b0 <= 26 and buf[i + 1] == 3 and buf[i + 2] <= 4:
+                length = (buf[i + 3] << 8) | buf[i + 4]
+                if n - i < 5 + length:
+                    break
+                end = i + 5 + length
+                if length > MAX_RECORD:
+                    self.anomalies.append(
+                        Anomaly("oversized_record", frame, f"record of {length} bytes")
+                    )
+                version = (buf[i + 1] << 8) | buf[i + 2]
+                rec = Record(b0, version, bytes(buf[i + 5 : end]), self._frame_at(self._start + end - 1))
+                self._v3_seen = True
+            elif b0 & 0x80 and not self._v3_seen:
+                length = ((b0 & 0x7F) << 8) | buf[i + 1]
+                if n - i < 2 + length:
+                    break
+                end = i + 2 + length
+                body = bytes(buf[i + 2 : end])
+                ct = CT_HANDSHAKE if body[:1] in (b"\x01", b"\x04") else CT_APPLICATION_DATA
+                rec = Record(ct, 0x0002, body, self._frame_at(self._start + end - 1), sslv2=True)
+            else:
+                self.anomalies.append(
+                    Anomaly("invalid_record_header", frame, f"bytes {bytes(buf[i : i + 5]).hex()}")
+                )
+                self._end = self._start + n
+                self._reset_buffer()
+                self._state = _LOST
+                self._candidates = []
+                return out
+            out.append(rec)
+            i = end
+        if i:
+            del buf[:i]
+            self._start += i
+            self._pieces = [p for p in self._pieces if p[0] > self._start]
+        return out
