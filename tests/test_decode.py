@@ -19,8 +19,16 @@ SRC6 = bytes.fromhex("20010db8000000000000000000000001")
 DST6 = bytes.fromhex("20010db8000000000000000000000002")
 
 
-def tcp(payload: bytes = b"", *, sport: int = 51000, dport: int = 443, seq: int = 1000,
-        ack: int = 2000, flags: int = ACK | PSH, options: bytes = b"") -> bytes:  # fmt: skip
+def tcp(
+    payload: bytes = b"",
+    *,
+    sport: int = 51000,
+    dport: int = 443,
+    seq: int = 1000,
+    ack: int = 2000,
+    flags: int = ACK | PSH,
+    options: bytes = b"",
+) -> bytes:
     """A TCP header (data offset from the options) followed by the payload."""
     assert len(options) % 4 == 0
     doff = (20 + len(options)) // 4
@@ -28,8 +36,14 @@ def tcp(payload: bytes = b"", *, sport: int = 51000, dport: int = 443, seq: int 
     return header + options + payload
 
 
-def ipv4(body: bytes, *, proto: int = 6, options: bytes = b"", frag: int = 0x4000,
-         total: int | None = None) -> bytes:  # fmt: skip
+def ipv4(
+    body: bytes,
+    *,
+    proto: int = 6,
+    options: bytes = b"",
+    frag: int = 0x4000,
+    total: int | None = None,
+) -> bytes:
     """An IPv4 header (IHL from the options) followed by ``body``."""
     assert len(options) % 4 == 0
     ihl = 5 + len(options) // 4

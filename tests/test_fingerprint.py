@@ -45,7 +45,10 @@ from tlspcap.tls.fingerprint import (
 )
 from tlspcap.tls.messages import ClientHello, Extension, ServerHello
 
-CORPUS = Path(os.environ.get("TLSPCAP_CORPUS", "/work/shared/corpus"))
+#: The shared capture corpus beside the repository (as in conftest.py); TLSPCAP_CORPUS overrides.
+CORPUS = Path(
+    os.environ.get("TLSPCAP_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "corpus")
+)
 
 needs_corpus = pytest.mark.skipif(
     not CORPUS.is_dir() or shutil.which("tshark") is None,

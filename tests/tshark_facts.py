@@ -28,7 +28,14 @@ Conventions, chosen to match what tlspcap's parser does:
 * Alerts: only those tshark decodes (it shows a level and a description); "Encrypted Alert" is
   left out. Level and description are mapped from their numeric codes to IANA names (``None`` for
   a code IANA does not name).
-* SNI and ALPN strings are decoded from the raw bytes as UTF-8 (undecodable bytes replaced).
+* Records tshark could only read by decrypting them (a pcapng Decryption Secrets Block is enough
+  for tshark to decrypt) are skipped: a TLS 1.3 record with an opaque type, and, once a
+  ServerHello chose SSL 3 to TLS 1.2 with a suite that encrypts (not a NULL one), every record a
+  side sends after its ChangeCipherSpec. Only cleartext facts are reported. (With no ServerHello
+  seen, a ChangeCipherSpec encrypts nothing: TLS 1.3 clients send one before a second
+  ClientHello.)
+* SNI and ALPN strings are decoded from the raw bytes as UTF-8, undecodable bytes replaced by
+  U+FFFD in the SNI and escaped as ``\\xNN`` in ALPN names (as tlspcap's JSON does).
 """
 
 from __future__ import annotations
@@ -94,6 +101,15 @@ ALERT_DESCRIPTIONS = {
     121: "ech_required",
 }
 
+_CHANGE_CIPHER_SPEC = 20
+#: SSL 3.0 to TLS 1.2: versions in which ChangeCipherSpec starts encryption.
+_PRE_TLS13 = frozenset({0x0300, 0x0301, 0x0302, 0x0303})
+#: IANA cipher suites with NULL bulk encryption (records stay readable after ChangeCipherSpec).
+NULL_CIPHER_SUITES = frozenset(
+    {0x0000, 0x0001, 0x0002, 0x001C, 0x002C, 0x002D, 0x002E, 0x003B, 0x0082, 0x0083}
+    | {0x00B0, 0x00B1, 0x00B4, 0x00B5, 0x00B8, 0x00B9, 0xC001, 0xC006, 0xC00B, 0xC010}
+    | {0xC015, 0xC039, 0xC03A, 0xC03B, 0xC0B4, 0xC0B5}
+)
 # Handshake types (RFC 8446 / RFC 5246), SSLv2 message types.
 _CLIENT_HELLO = 1
 _SERVER_HELLO = 2
@@ -177,6 +193,19 @@ class _Stream:
     syn_src: str | None = None
     first_tls_src: str | None = None
     events: list[_Event] = field(default_factory=list)
+    ccs_from: set[str] = field(default_factory=set)
+    """Endpoints that sent a ChangeCipherSpec."""
+    ciphers_on: bool = False
+    """The last ServerHello selected SSL 3 to TLS 1.2 with a suite that encrypts: records a side
+    sends after its ChangeCipherSpec are then encrypted. (TLS 1.3 records are encrypted behind an
+    opaque type and its ChangeCipherSpec is a dummy; NULL suites leave records readable.)"""
+
+    def encrypted(self, record: ET.Element, src: str) -> bool:
+        """Whether tshark can only have read the record by decrypting it (keys from a pcapng
+        Decryption Secrets Block, or a key log): such records are not cleartext facts."""
+        if next(_children(record, "tls.record.opaque_type"), None) is not None:
+            return True
+        return src in self.ccs_from and self.ciphers_on
 
 
 def _endpoint(addr: str, port: int) -> str:
@@ -208,8 +237,8 @@ def _raw(elem: ET.Element) -> bytes:
     return bytes.fromhex(elem.get("value", ""))
 
 
-def _text(elem: ET.Element) -> str:
-    return _raw(elem).decode("utf-8", errors="replace")
+def _text(elem: ET.Element, errors: str = "replace") -> str:
+    return _raw(elem).decode("utf-8", errors=errors)
 
 
 def _extensions(handshake: ET.Element) -> list[tuple[int, ET.Element]]:
@@ -239,7 +268,11 @@ def _client_hello(hs: ET.Element, frame: int) -> dict[str, Any]:
             if name is not None:
                 sni = _text(name)
         elif etype == _EXT_ALPN and not alpn:
-            alpn = [_text(a) for a in ext.iter() if a.get("name") == "tls.handshake.extensions_alpn_str"]
+            alpn = [
+                _text(a, "backslashreplace")
+                for a in ext.iter()
+                if a.get("name") == "tls.handshake.extensions_alpn_str"
+            ]
         elif etype == _EXT_SUPPORTED_VERSIONS and not versions:
             versions = [
                 _int(v)
@@ -379,14 +412,26 @@ def _packet(pkt: ET.Element, streams: dict[int, _Stream]) -> None:
             if stream.first_tls_src is None:
                 stream.first_tls_src = src_ep
             for record in _children(proto, "tls.record"):
-                stream.events.extend(_record_events(record, frame, src_ep))
+                if stream.encrypted(record, src_ep):
+                    continue
+                events = _record_events(record, frame, src_ep)
+                stream.events.extend(events)
+                for ev in events:
+                    if ev.kind == "server_hello":
+                        stream.ciphers_on = (
+                            ev.data["version"] in _PRE_TLS13
+                            and ev.data["cipher_suite"] not in NULL_CIPHER_SUITES
+                        )
+                ctype = next(_children(record, "tls.record.content_type"), None)
+                if ctype is not None and _int(ctype) == _CHANGE_CIPHER_SPEC:
+                    stream.ccs_from.add(src_ep)
     if tcp is not None:
         stream, src_ep = _stream_of(tcp, frame, src_addr, dst_addr, streams)
         syn = _first(tcp, "tcp.flags.syn")
         ack = _first(tcp, "tcp.flags.ack")
-        if syn is not None and ack is not None and syn.get("show") == "1":
-            if ack.get("show") == "0" and stream.syn_src is None:
-                stream.syn_src = src_ep
+        is_syn = syn is not None and ack is not None and syn.get("show") == "1"
+        if is_syn and ack is not None and ack.get("show") == "0" and stream.syn_src is None:
+            stream.syn_src = src_ep
 
 
 def _stream_of(
@@ -458,4 +503,3 @@ def parse_pdml(pdml: bytes) -> list[dict[str, Any]]:
             elem.clear()
     conns = [_connection(s, i) for i, s in streams.items()]
     return sorted((c for c in conns if c is not None), key=lambda c: int(c["first_frame"]))
-

@@ -173,6 +173,7 @@ class TlsSession:
             return
         for record in side.reader.feed(piece[0], piece[1]):
             side.last_frame = record.frame
+            self.frame_times.setdefault(record.frame, self.now)
             self._record(direction, side, record)
 
     def fin(self, direction: int, frame: int) -> None:
@@ -333,7 +334,9 @@ class TlsSession:
         try:
             if kind == b"\x01":
                 self._fix_role(direction, True)
-                self.client_hellos.append(codec.parse_sslv2_client_hello(record.payload, record.frame))
+                self.client_hellos.append(
+                    codec.parse_sslv2_client_hello(record.payload, record.frame)
+                )
                 self._letter(direction, "C")
             elif kind == b"\x04":
                 self._fix_role(direction, False)

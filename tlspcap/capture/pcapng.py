@@ -7,7 +7,8 @@ as a power of 10 or of 2, ``if_tsoffset``), Enhanced Packet Blocks, Simple Packe
 they carry no timestamp, so they get the previous packet's), obsolete Packet Blocks (type 2),
 and Decryption Secrets Blocks (collected as ``(secrets_type, data)``). Other blocks are skipped.
 
-Every EPB, SPB and PB takes a frame number, as in Wireshark, even when it is not yielded.
+Every EPB, SPB and PB takes a frame number, as in Wireshark, even when it is not yielded; so do
+the other blocks Wireshark shows as frames (:data:`NUMBERED_BLOCKS`), which are never yielded.
 A block longer than :data:`MAX_BLOCK_LEN`, a length that is not a multiple of 4 or a trailer
 that disagrees with the header ends reading with a ``bad_block`` anomaly; a block whose body is
 inconsistent but whose framing is sound is skipped with a ``bad_block`` anomaly. Packets of an
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from tlspcap.anomaly import Anomaly
 from tlspcap.capture.linktypes import SUPPORTED, unsupported_message
@@ -39,6 +40,10 @@ EPB = 6
 DSB = 0x0A
 PACKET_BLOCKS = frozenset({PB, SPB, EPB})
 """Block types that hold one packet each and take a frame number."""
+NUMBERED_BLOCKS = PACKET_BLOCKS | {0x09, 0x0BAD, 0x40000BAD, 0x204, 0x216, 0x221}
+"""Blocks Wireshark (4.0) shows as frames: packets, systemd journal entries, custom blocks and
+sysdig events. The non-packet ones are skipped but take a frame number, so that every frame
+number stays the one Wireshark shows."""
 
 _BYTE_ORDER_MAGICS = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 _OPT_IF_TSRESOL = 9
@@ -47,8 +52,7 @@ _MIN_SHB_LEN = 28
 _PACKET_HEADER_LEN = 28  # EPB/PB: block header (8) + 20 bytes of fields before the data
 
 
-@dataclass(slots=True)
-class _Interface:
+class _Interface(NamedTuple):
     """What reading a packet needs from its Interface Description Block."""
 
     linktype: int
@@ -56,7 +60,6 @@ class _Interface:
     offset: int  # if_tsoffset, seconds
     snaplen: int
     skip: bool  # packets are not yielded (unsupported link type or malformed IDB)
-    reported: bool = False  # the unsupported_linktype anomaly was emitted
 
 
 class PcapngParser:
@@ -67,6 +70,7 @@ class PcapngParser:
         self._src = src
         self._state = state
         self._interfaces: list[_Interface] = []
+        self._reported: set[_Interface] = set()
         self._section = 1
         self._set_order("<")
         if not src.fill(12):
@@ -113,86 +117,98 @@ class PcapngParser:
         (major,) = self._u16(buf, pos + 12)
         if major != 1:
             return f"unsupported pcapng version {major}"
-        self._interfaces = []
+        self._interfaces.clear()
         return None
 
     def packets(self) -> Iterator[Packet]:
         """Yield the packets of all sections; malformed input ends iteration with an anomaly."""
         src = self._src
         state = self._state
+        ifaces = self._interfaces
+        u32x2, epb = self._u32x2, self._epb
         frame = cut = first_cut = 0
         snaplen = ""
         ts = 0.0
+        buf = src.buf
+        pos = src.pos
+        end = len(buf)
         try:
             while True:
-                buf = src.buf
-                pos = src.pos
-                if len(buf) - pos < 12:
+                if end - pos < 12:
+                    src.pos = pos
                     ok = src.fill(12)
-                    buf = src.buf
-                    pos = src.pos
+                    buf, pos, end = src.buf, src.pos, len(src.buf)
                     if not ok:
                         state.note_end(src, self._partial_frame(frame), "pcapng block")
                         return
-                btype, blen = self._u32x2(buf, pos)
-                error = None
+                btype, blen = u32x2(buf, pos)
                 if btype == SHB:
                     error = self._set_order_from(buf, pos)
-                    btype, blen = self._u32x2(buf, pos)
-                if error is None:
-                    error = _check_length(blen)
-                if error is not None:
-                    self._bad_block(src.base + pos, None, error + "; reading stopped")
+                    u32x2, epb = self._u32x2, self._epb
+                    btype, blen = u32x2(buf, pos)
+                    if error is not None:
+                        self._bad_block(src.base + pos, None, error + "; reading stopped")
+                        return
+                if blen & 3 or blen < 12 or blen > MAX_BLOCK_LEN:
+                    self._bad_block(src.base + pos, None, f"{_check_length(blen)}; reading stopped")
                     return
-                if len(buf) - pos < blen:
+                if end - pos < blen:
+                    src.pos = pos
                     ok = src.fill(blen)
-                    buf = src.buf
-                    pos = src.pos
+                    buf, pos, end = src.buf, src.pos, len(src.buf)
                     if not ok:
                         state.note_end(src, self._partial_frame(frame), "pcapng block")
                         return
-                if self._u32(buf, pos + blen - 4)[0] != blen:
-                    self._bad_block(
-                        src.base + pos, None, f"length {blen} disagrees with its trailer"
-                    )
+                block_pos = pos
+                pos += blen
+                if u32x2(buf, pos - 8)[1] != blen:
+                    src.pos = pos
+                    detail = f"length {blen} disagrees with its trailer"
+                    self._bad_block(src.base + block_pos, None, detail + "; reading stopped")
                     return
-                src.pos = pos + blen
                 if btype in (EPB, PB):
                     frame += 1
                     if blen < _PACKET_HEADER_LEN + 4:
-                        self._bad_block(src.base + pos, frame, f"packet block of {blen} bytes")
+                        self._bad_block(
+                            src.base + block_pos, frame, f"packet block of {blen} bytes"
+                        )
                         continue
                     if btype == EPB:
-                        iid, ts_high, ts_low, caplen, wirelen = self._epb(buf, pos + 8)
+                        iid, ts_high, ts_low, caplen, wirelen = epb(buf, block_pos + 8)
                     else:
-                        iid, _drops, ts_high, ts_low, caplen, wirelen = self._pb(buf, pos + 8)
+                        iid, _drops, ts_high, ts_low, caplen, wirelen = self._pb(buf, block_pos + 8)
                     if caplen > blen - _PACKET_HEADER_LEN - 4:
-                        self._bad_block(src.base + pos, frame, f"captured length {caplen}")
+                        self._bad_block(src.base + block_pos, frame, f"captured length {caplen}")
                         continue
-                    iface = self._interface(iid, frame)
-                    if iface is None:
+                    if iid >= len(ifaces) or ifaces[iid].skip:
+                        self._skip_packet(iid, frame)
                         continue
-                    ts = (ts_high * 4294967296 + ts_low) / iface.units + iface.offset
-                    start = pos + _PACKET_HEADER_LEN
+                    linktype, units, offset, iface_snaplen, _skip = ifaces[iid]
+                    ts = (ts_high * 4294967296 + ts_low) / units + offset
+                    start = block_pos + _PACKET_HEADER_LEN
                 elif btype == SPB:
                     frame += 1
-                    iface = self._interface(0, frame)
-                    if iface is None:
+                    if not ifaces or ifaces[0].skip:
+                        self._skip_packet(0, frame)
                         continue
-                    (wirelen,) = self._u32(buf, pos + 8)
+                    linktype, _units, _offset, iface_snaplen, _skip = ifaces[0]
+                    wirelen = u32x2(buf, block_pos + 4)[1]
                     caplen = min(wirelen, blen - 16)
-                    if iface.snaplen:
-                        caplen = min(caplen, iface.snaplen)
-                    start = pos + 12
+                    if iface_snaplen:
+                        caplen = min(caplen, iface_snaplen)
+                    start = block_pos + 12
                 else:
-                    if btype == IDB:
-                        self._add_interface(buf, pos, blen)
+                    if btype in NUMBERED_BLOCKS:
+                        frame += 1
+                    elif btype == IDB:
+                        self._add_interface(buf, block_pos, blen)
                     elif btype == DSB:
-                        self._add_secrets(buf, pos, blen)
+                        self._add_secrets(buf, block_pos, blen)
                     elif btype == SHB:
-                        error = self._check_section(buf, pos, blen)
+                        error = self._check_section(buf, block_pos, blen)
                         if error is not None:
-                            self._bad_block(src.base + pos, None, error + "; reading stopped")
+                            src.pos = pos
+                            self._bad_block(src.base + block_pos, None, error + "; reading stopped")
                             return
                         self._section += 1
                     continue
@@ -200,15 +216,17 @@ class PcapngParser:
                     cut += 1
                     if cut == 1:
                         first_cut = frame
-                        snaplen = str(iface.snaplen)
-                yield Packet(frame, ts, iface.linktype, buf[start : start + caplen], wirelen)
+                        snaplen = str(iface_snaplen)
+                data = buf[start : start + caplen]
+                yield Packet(frame, ts, linktype, data, wirelen)
         finally:
+            src.pos = pos
             state.note_snaplen(cut, first_cut, snaplen)
 
     def _partial_frame(self, frame: int) -> int | None:
         """Frame number of the partial block at the end, if it is a packet block."""
         src = self._src
-        if src.remaining >= 4 and self._u32(src.buf, src.pos)[0] in PACKET_BLOCKS:
+        if src.remaining >= 4 and self._u32(src.buf, src.pos)[0] in NUMBERED_BLOCKS:
             return frame + 1
         return None
 
@@ -217,8 +235,8 @@ class PcapngParser:
         detail = f"block at byte {offset}: {detail}"
         self._state.anomalies.append(Anomaly("bad_block", frame, detail))
 
-    def _interface(self, iid: int, frame: int) -> _Interface | None:
-        """The interface a packet block refers to, or ``None`` (with an anomaly) to skip it."""
+    def _skip_packet(self, iid: int, frame: int) -> None:
+        """Account for a packet of an undefined or unsupported interface, which is skipped."""
         if iid >= len(self._interfaces):
             self._state.anomalies.append(
                 Anomaly(
@@ -228,12 +246,10 @@ class PcapngParser:
                     f"has {len(self._interfaces)}; packet skipped",
                 )
             )
-            return None
+            return
         iface = self._interfaces[iid]
-        if not iface.skip:
-            return iface
-        if not iface.reported and iface.linktype not in SUPPORTED:
-            iface.reported = True
+        if iface not in self._reported and iface.linktype not in SUPPORTED:
+            self._reported.add(iface)
             self._state.anomalies.append(
                 Anomaly(
                     "unsupported_linktype",
@@ -242,14 +258,13 @@ class PcapngParser:
                     f"{unsupported_message(iface.linktype)}; its packets are skipped",
                 )
             )
-        return None
 
     def _add_interface(self, buf: bytes, pos: int, blen: int) -> None:
         """Parse an Interface Description Block and append its interface."""
         where = self._src.base + pos
         if blen < 20:
             self._bad_block(where, None, "interface description too short; its packets skipped")
-            self._interfaces.append(_Interface(-1, 1, 0, 0, skip=True, reported=True))
+            self._interfaces.append(_Interface(-1, 1, 0, 0, skip=True))
             return
         linktype, _reserved, snaplen = self._idb(buf, pos + 8)
         units = 1_000_000

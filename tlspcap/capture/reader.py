@@ -128,7 +128,7 @@ class CaptureReader:
 
     @property
     def truncated(self) -> bool:
-        """The file ended (or became unreadable) in the middle of a record or block."""
+        """The file ended in the middle of a record or block (or its gzip stream was cut)."""
         return self._state.truncated
 
     @property

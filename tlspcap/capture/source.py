@@ -92,7 +92,7 @@ class CaptureState:
     secrets: list[tuple[int, bytes]] = field(default_factory=list)
     """pcapng Decryption Secrets Blocks as ``(secrets_type, data)``, in file order."""
     truncated: bool = False
-    """The file ended (or became unreadable) in the middle of a record or block."""
+    """The file ended in the middle of a record or block (or its gzip stream was cut)."""
 
     def note_end(self, src: ByteSource, frame: int | None, what: str) -> None:
         """Record why reading stopped early: a partial record/block at the end or a read error.
@@ -111,7 +111,7 @@ class CaptureState:
                 )
             )
         if src.error is not None:
-            self.truncated = True
+            self.truncated = self.truncated or src.error.startswith("EOFError")
             self.anomalies.append(
                 Anomaly("read_error", None, f"reading stopped at byte {src.offset}: {src.error}")
             )

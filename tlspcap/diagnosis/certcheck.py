@@ -16,7 +16,7 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
 from tlspcap.certs import load_certificate
@@ -66,10 +66,37 @@ def load_pem_roots(pem: bytes) -> list[x509.Certificate]:
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """``issuer`` names and signed ``cert`` (legacy signatures checked with the raw key)."""
+    if cert.issuer != issuer.subject:
+        return False
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+    except InvalidSignature:
         return False
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return _legacy_signed_by(cert, issuer)
+    return True
+
+
+def _legacy_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    """Verify signatures ``verify_directly_issued_by`` refuses (SHA-1, MD5, DSA).
+
+    When the key or algorithm cannot be checked at all, the name match is taken as enough:
+    path building must not fail on what this library cannot verify.
+    """
+    algo = cert.signature_hash_algorithm
+    try:
+        key = issuer.public_key()
+        if isinstance(key, rsa.RSAPublicKey) and algo is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algo)
+        elif isinstance(key, ec.EllipticCurvePublicKey) and algo is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(algo))
+        elif isinstance(key, dsa.DSAPublicKey) and algo is not None:
+            key.verify(cert.signature, cert.tbs_certificate_bytes, algo)
+    except InvalidSignature:
+        return False
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return True
     return True
 
 
@@ -134,9 +161,7 @@ def hostname_findings(cert: x509.Certificate, host: str) -> list[CertFinding]:
                 0,
             )
         ]
-    return [
-        CertFinding("hostname_mismatch", f"{host} matches neither a SAN nor the CN {cns}", 0)
-    ]
+    return [CertFinding("hostname_mismatch", f"{host} matches neither a SAN nor the CN {cns}", 0)]
 
 
 def _validity(cert: x509.Certificate, at: datetime, index: int) -> list[CertFinding]:
@@ -240,8 +265,13 @@ def _path_findings(
             continue
         if cur.subject == cur.issuer and _signed_by(cur, cur):
             what = "the leaf itself is self-signed" if cur is leaf else f"root {_label(cur)}"
-            out.append(CertFinding("unknown_ca", f"the chain ends at {what}, which is not a "
-                                   "trusted root", len(path) - 1))
+            out.append(
+                CertFinding(
+                    "unknown_ca",
+                    f"the chain ends at {what}, which is not a trusted root",
+                    len(path) - 1,
+                )
+            )
             if cur is leaf:
                 out.append(CertFinding("self_signed", f"{_label(leaf)} is self-signed", 0))
             break
@@ -252,33 +282,43 @@ def _path_findings(
                 _signed_by(missing, r) for r in store.issuers_of(missing)
             )
             if missing.subject != missing.issuer or rooted:
-                out.append(CertFinding(
-                    "incomplete_chain",
-                    f"the server did not send {_label(missing)} (the issuer of {_label(cur)}), "
-                    "seen elsewhere in the capture",
-                    len(path) - 1,
-                ))
+                out.append(
+                    CertFinding(
+                        "incomplete_chain",
+                        f"the server did not send {_label(missing)} (the issuer of {_label(cur)}), "
+                        "seen elsewhere in the capture",
+                        len(path) - 1,
+                    )
+                )
                 break
         issuer = cur.issuer.rfc4514_string()
         if cur is leaf or not _is_ca(cur):
-            out.append(CertFinding(
-                "incomplete_chain",
-                f"the server sent {len(chain)} certificate(s) and no certificate for the issuer "
-                f"of {_label(cur)} ({issuer}): an intermediate is missing, or {issuer} is a "
-                "private CA the client would have to trust",
-                len(path) - 1,
-            ))
+            out.append(
+                CertFinding(
+                    "incomplete_chain",
+                    f"the server sent {len(chain)} certificate(s) and none for the issuer of "
+                    f"{_label(cur)} ({issuer}): an intermediate is missing, or {issuer} is a "
+                    "private CA the client would have to trust",
+                    len(path) - 1,
+                )
+            )
         else:
-            out.append(CertFinding(
-                "unknown_ca",
-                f"the chain ends at {_label(cur)}, issued by {issuer}, which is not a trusted "
-                "root",
-                len(path) - 1,
-            ))
+            out.append(
+                CertFinding(
+                    "unknown_ca",
+                    f"the chain ends at {_label(cur)}, issued by {issuer}, which is not a trusted "
+                    "root",
+                    len(path) - 1,
+                )
+            )
         break
-    if out_of_order or len(used) < len(chain) and len(path) > 1 and _unused_after(used):
-        out.append(CertFinding("chain_out_of_order", "the certificates are not sent in "
-                               "issuing order (each followed by its issuer)"))
+    if out_of_order or (len(used) < len(chain) and len(path) > 1 and _unused_after(used)):
+        out.append(
+            CertFinding(
+                "chain_out_of_order",
+                "the certificates are not sent in issuing order (each followed by its issuer)",
+            )
+        )
     return out
 
 

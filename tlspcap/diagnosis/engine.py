@@ -94,8 +94,8 @@ def capture_time(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def verdicts_for(results: Sequence[CaptureResult], options: Options | None = None) -> list[
-    list[Verdict]
-]:
+def verdicts_for(
+    results: Sequence[CaptureResult], options: Options | None = None
+) -> list[list[Verdict]]:
     """Verdicts for several captures."""
     return [diagnose_capture(r, options) for r in results]

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 SILENCE_SECONDS = 3.0
 """A ClientHello unanswered this long before the capture ends counts as no answer."""
+CLOSE_AT_ONCE_SECONDS = 0.5
+"""A client closing this soon after the handshake, without data, rejected the session."""
 
 # Alerts by what they say about the sender's complaint.
 A_CLOSE_NOTIFY, A_HANDSHAKE_FAILURE, A_BAD_CERT, A_CERT_EXPIRED = 0, 40, 42, 45
@@ -77,13 +79,13 @@ def offered_versions(ch: ClientHello) -> list[int]:
     return listed or [ch.legacy_version]
 
 
-def _first_fatal(alerts: list[Alert], sender: str | None = None) -> Alert | None:
+def _first_fatal(alerts: list[Alert], include_encrypted: bool = True) -> Alert | None:
+    """The first alert that ends the handshake: fatal, of unknown level, or encrypted."""
     for a in alerts:
-        if sender is not None and a.sender != sender:
-            continue
-        if a.level == 2 or (a.encrypted and a.level is None):
-            return a
-        if a.level is not None and a.level != 1:
+        if a.encrypted:
+            if include_encrypted:
+                return a
+        elif a.level != 1:
             return a
     return None
 
@@ -95,7 +97,17 @@ def _describe(a: Alert) -> str:
     return f"a {level} {alert_name(a.description)} alert"
 
 
-def _close_of(side: Side) -> tuple[int | None, str]:
+def _first_alert_frame(alerts: list[Alert], sender: str) -> int | None:
+    frames = [a.frame for a in alerts if a.sender == sender]
+    return frames[0] if frames else None
+
+
+def _close_of(side: Side, alert_frame: int | None = None) -> tuple[int | None, str]:
+    """Frame and kind of the first sign that a side is closing (alert, RST or FIN)."""
+    if alert_frame is not None and all(
+        f is None or alert_frame <= f for f in (side.rst_frame, side.fin_frame)
+    ):
+        return alert_frame, "alert, then " + (_close_of(side)[1] or "nothing")
     if side.rst_frame is not None and (side.fin_frame is None or side.rst_frame < side.fin_frame):
         return side.rst_frame, "RST"
     if side.fin_frame is not None:
@@ -136,10 +148,21 @@ def _unanswered(ctx: Context, ch: ClientHello) -> Verdict:
         v.outcome, v.cause = INCOMPLETE, "unknown"
         v.add(server.gap_frames[0], "the capture lacks part of the server's answer")
         return v
+    if not ctx.conn.packets_by_direction[s.server_dir]:
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add(
+            None,
+            "the capture holds no packet at all from the server (a one-sided or "
+            "filtered capture): whether it answered cannot be told",
+        )
+        return v
     reader = server.reader
     if not reader.is_tls and reader.preamble:
         v.cause, v.gave_up = "non_tls_peer", "server"
-        v.add(_first_server_frame(ctx), f"the server answered in plain text: {_quote(reader.preamble)}")
+        v.add(
+            _first_server_frame(ctx),
+            f"the server answered in plain text: {_quote(reader.preamble)}",
+        )
         return v
     alert = _first_fatal([a for a in s.alerts if a.sender == "server"])
     if alert is not None:
@@ -183,9 +206,9 @@ def _server_alert(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> Ve
         v.cause = "unrecognized_name"
         v.add(ch.frame, f"the client asked for {ch.sni!r}, a name the server does not serve")
         return v
-    if _sni_explains(ctx, v, ch, alert):
-        return v
     if _cipher_explains(ctx, v, ch):
+        return v
+    if _sni_explains(ctx, v, ch, alert):
         return v
     if d in (A_HANDSHAKE_FAILURE, A_INSUFFICIENT_SECURITY) and ch.sni:
         v.cause = "cipher_mismatch"
@@ -201,9 +224,7 @@ def _server_alert(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> Ve
     return v
 
 
-def _sni_explains(
-    ctx: Context, v: Verdict, ch: ClientHello, alert: Alert | None = None
-) -> bool:
+def _sni_explains(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert | None = None) -> bool:
     """No server_name, and the server turns the client away: SNI is the first suspect."""
     if ch.sni is not None:
         return False
@@ -221,10 +242,20 @@ def _sni_explains(
         v.cause = "sni_missing"
         v.add(ch.frame, "the ClientHello has no server_name extension")
         if d == A_HANDSHAKE_FAILURE:
-            v.add(None, "a bare handshake_failure to a hello without SNI is ambiguous: it can "
-                  "also mean no shared cipher suite; SNI is checked first")
-        v.secondary.append(Finding("cipher_mismatch", None, "not excluded: the server's cipher "
-                                   "list is unknown")) if d == A_HANDSHAKE_FAILURE else None
+            v.add(
+                None,
+                "a bare handshake_failure to a hello without SNI is ambiguous: it can "
+                "also mean no shared cipher suite; SNI is checked first",
+            )
+        if d == A_HANDSHAKE_FAILURE and not ctx.opts.server_ciphers:
+            v.secondary.append(
+                Finding(
+                    "cipher_mismatch",
+                    None,
+                    "not excluded: the server's "
+                    "cipher list is unknown (--server-ciphers would tell)",
+                )
+            )
         return True
     return False
 
@@ -259,8 +290,10 @@ def _who_is_old(ctx: Context, v: Verdict, ch: ClientHello) -> None:
     known = set(ctx.opts.server_protocols or ()) | set(ctx.facts.versions)
     if known and max(offered_versions(ch)) < min(known):
         v.must_act = "client"
-        v.fix = ("Upgrade the client (or its configuration) to offer the TLS versions the "
-                 "server requires.")
+        v.fix = (
+            "Upgrade the client (or its configuration) to offer the TLS versions the "
+            "server requires."
+        )
 
 
 def _real_suites(ch: ClientHello) -> list[int]:
@@ -276,8 +309,9 @@ def _cipher_explains(ctx: Context, v: Verdict, ch: ClientHello) -> bool:
     if offered & server:
         return False
     v.cause = "cipher_mismatch"
-    v.add(ch.frame, f"none of the {len(offered)} offered suites is in {source} "
-          f"({len(server)} suites)")
+    v.add(
+        ch.frame, f"none of the {len(offered)} offered suites is in {source} ({len(server)} suites)"
+    )
     _weak_offer(v, ch)
     return True
 
@@ -286,8 +320,14 @@ def _weak_offer(v: Verdict, ch: ClientHello) -> None:
     suites = _real_suites(ch)
     props = [cipher_properties(c) for c in suites]
     if suites and all(p is not None and p.is_weak for p in props):
-        v.secondary.append(Finding("weak_cipher_offer", ch.frame, "the client offers only weak "
-                                   "or legacy suites: " + ", ".join(cipher_name(c) for c in suites[:6])))
+        v.secondary.append(
+            Finding(
+                "weak_cipher_offer",
+                ch.frame,
+                "the client offers only weak "
+                "or legacy suites: " + ", ".join(cipher_name(c) for c in suites[:6]),
+            )
+        )
 
 
 # ---- after the ServerHello --------------------------------------------------------------
@@ -302,8 +342,11 @@ def _after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdi
             v.secondary.append(Finding(f.code, _cert_frame(s), f.text))
             shown.add(f.code)
     if tls13 and not s.server.certificates and v.outcome != ESTABLISHED:
-        v.add(None, "TLS 1.3: the certificate and most alerts are encrypted; run again with "
-              "--keylog to check them")
+        v.add(
+            None,
+            "TLS 1.3: the certificate and most alerts are encrypted; run again with "
+            "--keylog to check them",
+        )
     return v
 
 
@@ -338,19 +381,33 @@ def _completion(
     ctx: Context, ch: ClientHello, sh: ServerHello, tls13: bool, findings: list[CertFinding]
 ) -> Verdict:
     s = ctx.s
-    client_alert = _first_fatal([a for a in s.alerts if a.sender == "client"])
-    server_alert = _first_fatal([a for a in s.alerts if a.sender == "server"])
+    done = _handshake_done(ctx, sh, tls13)
+    # After the handshake, an encrypted alert is as likely a close_notify as a fatal alert:
+    # it is judged as a close (by its timing), not as a rejection.
+    client_alert = _first_fatal([a for a in s.alerts if a.sender == "client"], not done)
+    server_alert = _first_fatal([a for a in s.alerts if a.sender == "server"], not done)
     v = Verdict(FAILED)
     v.add(ch.frame, _hello_text(ch))
     v.add(sh.frame, f"the server chose {_vname(sh.version)} with {cipher_name(sh.cipher_suite)}")
     first = _earliest(client_alert, server_alert)
-    if first is not None and first is client_alert and not _used(ctx, "client", first.frame):
+    if first is not None and first is client_alert:
         return _client_rejects(ctx, v, ch, sh, first, findings)
-    if first is not None and first is server_alert and not _used(ctx, "server", first.frame):
+    if first is not None and first is server_alert:
         return _server_rejects(ctx, v, ch, first)
     if tls13:
         return _tls13_completion(ctx, v, ch, sh, findings)
-    return _tls12_completion(ctx, v, ch, findings)
+    return _outcome(ctx, v, ch, done, findings)
+
+
+def _handshake_done(ctx: Context, sh: ServerHello, tls13: bool) -> bool:
+    """Both sides finished the handshake (as far as the capture shows without keys)."""
+    s = ctx.s
+    c, sv = s.client, s.server
+    if tls13:
+        return tls13_view(s).finished
+    if sh.sslv2:  # SSLv2: no Finished to see in the clear
+        return c.application_records > 0 and sv.application_records > 0
+    return c.encrypted_handshake_records > 0 and sv.encrypted_handshake_records > 0
 
 
 def _earliest(a: Alert | None, b: Alert | None) -> Alert | None:
@@ -359,29 +416,23 @@ def _earliest(a: Alert | None, b: Alert | None) -> Alert | None:
     return a if a.frame <= b.frame else b
 
 
-def _used(ctx: Context, sender: str, before: int) -> bool:
-    """Did the handshake complete and carry data before frame ``before`` (a late close_notify)?"""
-    s = ctx.s
-    c, sv = s.client, s.server
-    return (
-        c.first_application_frame is not None
-        and c.first_application_frame < before
-        and sv.first_application_frame is not None
-        and sv.first_application_frame < before
-        and not is_tls13(s.version or 0)
-    )
-
-
 def _client_rejects(
-    ctx: Context, v: Verdict, ch: ClientHello, sh: ServerHello, alert: Alert,
+    ctx: Context,
+    v: Verdict,
+    ch: ClientHello,
+    sh: ServerHello,
+    alert: Alert,
     findings: list[CertFinding],
 ) -> Verdict:
     v.gave_up = "client"
     v.add(alert.frame, f"the client aborted with {_describe(alert)}")
     if alert.description == A_PROTOCOL_VERSION:
         v.cause, v.must_act = "protocol_mismatch", "server"
-        v.add(sh.frame, f"{_vname(sh.version)} is not among the client's versions "
-              f"({', '.join(_vname(o) for o in offered_versions(ch))})")
+        v.add(
+            sh.frame,
+            f"{_vname(sh.version)} is not among the client's versions "
+            f"({', '.join(_vname(o) for o in offered_versions(ch))})",
+        )
         return v
     if sh.cipher_suite not in ch.cipher_suites and not ch.sslv2:
         v.cause, v.must_act = "cipher_mismatch", "server"
@@ -394,8 +445,11 @@ def _client_rejects(
         return v
     if alert.description == A_UNKNOWN_CA:
         v.cause = "unknown_ca"
-        v.add(_cert_frame(ctx.s), "the client does not trust the server's CA (its trust store "
-              "differs from the one tlspcap checked against)")
+        v.add(
+            _cert_frame(ctx.s),
+            "the client does not trust the server's CA (its trust store "
+            "differs from the one tlspcap checked against)",
+        )
         return v
     v.cause = "unknown"
     v.add(None, f"{_describe(alert)} from the client with no certificate problem visible")
@@ -413,11 +467,18 @@ def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> 
         certs = s.client.certificates
         if not certs or not certs[0].chain:
             frame = certs[0].frame if certs else None
-            v.add(frame, "the client sent no certificate" if frame is None else
-                  "the client sent an empty Certificate message")
+            v.add(
+                frame,
+                "the client sent no certificate"
+                if frame is None
+                else "the client sent an empty Certificate message",
+            )
         else:
-            v.add(certs[0].frame, f"the client sent {len(certs[0].chain)} certificate(s), which "
-                  "the server did not accept")
+            v.add(
+                certs[0].frame,
+                f"the client sent {len(certs[0].chain)} certificate(s), which "
+                "the server did not accept",
+            )
         return v
     if alert.description == A_CERT_REQUIRED:
         v.cause = "client_certificate_required"
@@ -425,17 +486,6 @@ def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> 
     v.cause = "unknown"
     v.add(None, f"{_describe(alert)} from the server after its ServerHello")
     return v
-
-
-def _tls12_completion(
-    ctx: Context, v: Verdict, ch: ClientHello, findings: list[CertFinding]
-) -> Verdict:
-    s = ctx.s
-    c, sv = s.client, s.server
-    done = c.encrypted_handshake_records > 0 and sv.encrypted_handshake_records > 0
-    if s.version == 0x0002:  # SSLv2: no Finished to see in the clear
-        done = c.application_records > 0 and sv.application_records > 0
-    return _outcome(ctx, v, ch, done, findings)
 
 
 def _tls13_completion(
@@ -446,23 +496,32 @@ def _tls13_completion(
     rejected = view.client_rejected
     if rejected is not None:
         v.gave_up = "client"
-        v.add(rejected.frame, f"the client's first encrypted record is {rejected.length} bytes: "
-              "an encrypted alert, not a Finished; the client rejected the server's "
-              "certificate or parameters")
+        v.add(
+            rejected.frame,
+            f"the client's first encrypted record is {rejected.length} bytes: "
+            "an encrypted alert, not a Finished; the client rejected the server's "
+            "certificate or parameters",
+        )
         cert = _cert_cause(findings, None)
         v.cause = cert.code if cert else "unknown"
         if cert:
             v.add(_cert_frame(s), cert.text)
         return v
     if view.finished and view.client_sent_certificate(finished_record_size(sh.cipher_suite)):
-        v.add(view.client_flight[0].frame, "the client's encrypted flight is larger than a "
-              "Finished: it carries a Certificate, so the server asked for one")
+        v.add(
+            view.client_flight[0].frame,
+            "the client's encrypted flight is larger than a "
+            "Finished: it carries a Certificate, so the server asked for one",
+        )
         server_after = [r for r in view.after if r.direction == s.server_dir]
         client_data = [r for r in view.after if r.direction == s.client_dir]
         if server_after and server_after[0].length <= 24 and not client_data[1:]:
             v.cause, v.gave_up = "client_certificate_required", "server"
-            v.add(server_after[0].frame, f"the server answered with a {server_after[0].length}"
-                  "-byte encrypted record (an alert) and closed")
+            v.add(
+                server_after[0].frame,
+                f"the server answered with a {server_after[0].length}"
+                "-byte encrypted record (an alert) and closed",
+            )
             return v
     return _outcome(ctx, v, ch, view.finished, findings)
 
@@ -473,17 +532,20 @@ def _outcome(
     """The handshake is over or stalled with no fatal alert: judge by data, closes and resets."""
     s = ctx.s
     c, sv = s.client, s.server
-    client_close = _close_of(c)
-    server_close = _close_of(sv)
+    client_close = _close_of(c, _first_alert_frame(s.alerts, "client"))
+    server_close = _close_of(sv, _first_alert_frame(s.alerts, "server"))
     if done and c.application_records and sv.application_records:
         v.outcome, v.cause = ESTABLISHED, None
         v.evidence = v.evidence[:2]
         v.add(c.first_application_frame, "the client sent application data")
         return v
-    if done and not c.application_records and client_close[0] is not None:
+    if done and not c.application_records and _closes_at_once(ctx, client_close[0]):
         v.gave_up = "client"
-        v.add(client_close[0], f"the client completed the handshake and closed ({client_close[1]}) "
-              "without sending data")
+        v.add(
+            client_close[0],
+            f"the client completed the handshake and closed ({client_close[1]}) "
+            "without sending data",
+        )
         cert = _cert_cause(findings, None)
         v.cause = cert.code if cert else "unknown"
         if cert:
@@ -494,16 +556,23 @@ def _outcome(
         if empty:
             v.cause, v.gave_up = "client_certificate_required", "server"
             v.add(s.certificate_request.frame, "the server asked for a client certificate")
-            v.add(c.certificates[0].frame if c.certificates else None,
-                  "the client sent none (empty Certificate)")
-            v.add(server_close[0], "the server answered the first request and closed at once "
-                  "(nginx answers 400 in this case)")
+            v.add(
+                c.certificates[0].frame if c.certificates else None,
+                "the client sent none (empty Certificate)",
+            )
+            v.add(
+                server_close[0],
+                "the server answered the first request and closed at once "
+                "(nginx answers 400 in this case)",
+            )
             return v
     for side_name, (frame, how) in (("server", server_close), ("client", client_close)):
         if how == "RST" and frame is not None and not done:
             v.cause, v.gave_up = "connection_reset", side_name
-            v.add(frame, f"the {side_name} reset the connection during the handshake, "
-                  "without an alert")
+            v.add(
+                frame,
+                f"the {side_name} reset the connection during the handshake, without an alert",
+            )
             return v
     if done:
         v.outcome, v.cause = ESTABLISHED, None
@@ -526,6 +595,15 @@ def _outcome(
     v.outcome, v.cause = INCOMPLETE, "unknown"
     v.add(None, "the capture ends before the handshake completed")
     return v
+
+
+def _closes_at_once(ctx: Context, frame: int | None) -> bool:
+    """The client closed within CLOSE_AT_ONCE_SECONDS of the server's last handshake record."""
+    if frame is None:
+        return False
+    s = ctx.s
+    done_frame = s.server.last_frame or ctx.conn.first_frame
+    return ctx.time_of(frame) - ctx.time_of(done_frame) <= CLOSE_AT_ONCE_SECONDS
 
 
 # ---- text helpers -----------------------------------------------------------------------

@@ -59,7 +59,12 @@ def connection_block(conn: TcpConnection, verdict: Verdict) -> list[str]:
         what = "encrypted alert" if a.encrypted else f"{f['level']} {f['description']}"
         lines.append(f"  Alert        frame {a.frame}: {a.sender} sent {what}")
     lines.append(f"  history {s.history or '-'}; ended: {_ended(conn)}")
-    if verdict.outcome != ESTABLISHED:
+    for an in s.anomalies:
+        lines.append(f"  anomaly: {an.name} (frame {an.frame}) {an.detail}")
+    if verdict.outcome == ESTABLISHED:
+        for f2 in verdict.secondary:
+            lines.append(f"  note: {f2.code}: {f2.text}")
+    else:
         lines.append(f"  Verdict: {verdict.summary}")
         for e in verdict.evidence:
             where = f"frame {e.frame}" if e.frame is not None else "capture"

@@ -44,6 +44,8 @@ class TcpConnection:
     first_ts: float = 0.0
     last_ts: float = 0.0
     packets: int = 0
+    packets_by_direction: list[int] = field(default_factory=lambda: [0, 0])
+    """Packets sent by direction 0 and by direction 1."""
     isn: list[int | None] = field(default_factory=lambda: [None, None])
     closed: bool = False
     """A FIN or RST was seen (a new SYN on the tuple starts a new connection)."""
@@ -119,6 +121,7 @@ class ConnectionTracker:
 
     def _segment(self, conn: TcpConnection, direction: int, seg: TcpSegment) -> None:
         conn.packets += 1
+        conn.packets_by_direction[direction] += 1
         conn.last_frame, conn.last_ts = seg.frame, seg.ts
         stream = conn.streams[direction]
         session = conn.session
@@ -140,7 +143,7 @@ class ConnectionTracker:
             session.anomalies.append(
                 Anomaly("snaplen_truncated", seg.frame, f"{seg.missing} payload bytes not captured")
             )
-            end = (seg.seq + len(seg.payload) + seg.missing + (1 if flags & SYN else 0))
+            end = seg.seq + len(seg.payload) + seg.missing + (1 if flags & SYN else 0)
             for piece in stream.skip_to(end & 0xFFFFFFFF, seg.frame):
                 session.data(direction, piece)
         if flags & FIN:

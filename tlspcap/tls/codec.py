@@ -141,9 +141,11 @@ def parse_server_hello(body: bytes, frame: int, problems: list[str]) -> ServerHe
     r = WireReader(body)
     legacy_version = r.u16()
     random = r.raw(32)
-    session_id = r.opaque(1)
+    # TLS 1.3 drafts before -22 had no legacy_session_id and no compression_method.
+    early_draft = legacy_version >> 8 == 0x7F and (legacy_version & 0xFF) < 22
+    session_id = b"" if early_draft else r.opaque(1)
     suite = r.u16()
-    compression = r.u8()
+    compression = 0 if early_draft else r.u8()
     extensions = _extensions(r)
     hrr = random == HRR_RANDOM
     selected: int | None = None

@@ -25,7 +25,7 @@ class ClientHello:
     """Client random (32 bytes; SSLv2 challenge left-padded to 32 bytes)."""
     session_id: bytes
     cipher_suites: tuple[int, ...]
-    """Offered suites in wire order, GREASE kept (SSLv2 3-byte kinds: only those with a 0x00 prefix)."""
+    """Offered suites in wire order, GREASE kept (SSLv2: the kinds with a 0x00 prefix)."""
     compression_methods: tuple[int, ...]
     extensions: tuple[Extension, ...]
     """Every extension in wire order, GREASE kept."""

@@ -209,7 +209,9 @@ class RecordReader:
                         Anomaly("oversized_record", frame, f"record of {length} bytes")
                     )
                 version = (buf[i + 1] << 8) | buf[i + 2]
-                rec = Record(b0, version, bytes(buf[i + 5 : end]), self._frame_at(self._start + end - 1))
+                rec = Record(
+                    b0, version, bytes(buf[i + 5 : end]), self._frame_at(self._start + end - 1)
+                )
                 self._v3_seen = True
             elif b0 & 0x80 and not self._v3_seen:
                 length = ((b0 & 0x7F) << 8) | buf[i + 1]
