@@ -416,13 +416,21 @@ def test_pcapng_unsupported_interface_is_skipped_once() -> None:
             epb(order, 1, 2, frame(1)),
             epb(order, 0, 3, b"radiotap"),
             epb(order, 1, 4, frame(2)),
+            shb(order),  # a new section: its interface 0 is another interface
+            idb(order, 127, 0),
+            epb(order, 0, 5, b"radiotap"),
+            spb(order, b"radiotap", 8),
         ]
     )
     reader, packets = read(blob)
     assert [p.frame for p in packets] == [2, 4]
-    [anomaly] = reader.anomalies
-    assert (anomaly.name, anomaly.frame) == ("unsupported_linktype", 1)
-    assert "127 (IEEE802_11_RADIOTAP)" in anomaly.detail
+    first, second = reader.anomalies
+    assert (first.name, first.frame) == ("unsupported_linktype", 1)
+    assert (
+        "interface 0 of section 1: unsupported link type 127 (IEEE802_11_RADIOTAP)" in first.detail
+    )
+    assert (second.name, second.frame) == ("unsupported_linktype", 5)
+    assert "section 2" in second.detail
     for p in packets:
         segment_decoder(p.linktype)
 
@@ -539,12 +547,15 @@ def tshark_fields(path: Path, fields: list[str]) -> list[list[str]]:
 
 @pytest.mark.skipif(CORPUS is None, reason="shared corpus not present")
 def test_corpus_covers_the_link_types() -> None:
-    seen = set()
+    linktypes_seen: set[int] = set()
+    formats: set[str] = set()
     for path in CORPUS_FILES:
         with path.open("rb") as fh:
-            seen |= {p.linktype for p in CaptureReader(fh).packets()}
-    assert {0, 1, 101, 113, 276} <= seen
-    assert {"pcap", "pcapng"} <= {CaptureReader(p.open("rb")).format for p in CORPUS_FILES}
+            reader = CaptureReader(fh)
+            formats.add(reader.format)
+            linktypes_seen |= {p.linktype for p in reader.packets()}
+    assert {0, 1, 101, 113, 276} <= linktypes_seen
+    assert {"pcap", "pcapng"} <= formats
 
 
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")

@@ -83,7 +83,9 @@ def analyze(
     if fmt is Format.json:
         typer.echo(jsonfmt.render(results, verdicts))
     else:
-        typer.echo("\n\n".join(text.render_capture(r, v) for r, v in zip(results, verdicts, strict=True)))
+        typer.echo(
+            "\n\n".join(text.render_capture(r, v) for r, v in zip(results, verdicts, strict=True))
+        )
     for r in results:
         if r.error:
             typer.echo(f"tlspcap: {r.file}: {r.error}", err=True)

@@ -261,7 +261,8 @@ class TlsSession:
     def _alert(self, direction: int, side: Side, record: Record) -> None:
         self._letter(direction, "L")
         payload = record.payload
-        if side.encrypted and not self._null_cipher:
+        # TLS 1.3 encrypts alerts inside application_data records: an alert record is clear.
+        if side.encrypted and not self._null_cipher and not self._tls13:
             alert = Alert(record.frame, "", None, None, True, len(payload))
             self._alerts.append((direction, alert))
             self._log_encrypted(direction, record)

@@ -70,7 +70,7 @@ class PcapngParser:
         self._src = src
         self._state = state
         self._interfaces: list[_Interface] = []
-        self._reported: set[_Interface] = set()
+        self._reported: set[tuple[int, int]] = set()  # (section, interface) already reported
         self._section = 1
         self._set_order("<")
         if not src.fill(12):
@@ -248,8 +248,9 @@ class PcapngParser:
             )
             return
         iface = self._interfaces[iid]
-        if iface not in self._reported and iface.linktype not in SUPPORTED:
-            self._reported.add(iface)
+        key = (self._section, iid)
+        if key not in self._reported and iface.linktype not in SUPPORTED:
+            self._reported.add(key)
             self._state.anomalies.append(
                 Anomaly(
                     "unsupported_linktype",

@@ -9,7 +9,12 @@ from typing import TYPE_CHECKING
 from tlspcap.diagnosis.certcheck import CertFinding, TrustStore, check_chain
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, ServerFacts, server_key
 from tlspcap.diagnosis.model import ESTABLISHED, FAILED, INCOMPLETE, Finding, Verdict
-from tlspcap.diagnosis.tls13 import finished_record_size, tls13_view
+from tlspcap.diagnosis.tls13 import (
+    ALERT_SIZED,
+    EMPTY_CERTIFICATE_RECORD,
+    finished_record_size,
+    tls13_view,
+)
 from tlspcap.session import Side, TlsSession, is_tls13
 from tlspcap.tcp.tracker import TcpConnection
 from tlspcap.tls.messages import Alert, ClientHello, ServerHello
@@ -28,6 +33,12 @@ A_CLOSE_NOTIFY, A_HANDSHAKE_FAILURE, A_BAD_CERT, A_CERT_EXPIRED = 0, 40, 42, 45
 A_CERT_UNKNOWN, A_UNKNOWN_CA, A_PROTOCOL_VERSION, A_INSUFFICIENT_SECURITY = 46, 48, 70, 71
 A_INTERNAL_ERROR, A_UNRECOGNIZED_NAME, A_CERT_REQUIRED = 80, 112, 116
 CERT_COMPLAINTS = {42, 43, 44, 45, 46, 48, 49, 51, 116}
+
+ALERT_ONLY_CAUSES = {
+    A_CERT_EXPIRED: ("expired_certificate", ""),
+    A_UNKNOWN_CA: ("unknown_ca", " (it may also be an intermediate missing from the chain)"),
+}
+"""Client alerts precise enough to name a cause when the certificate itself is encrypted."""
 
 CERT_PRIORITY = (
     "expired_certificate",
@@ -396,7 +407,7 @@ def _completion(
         return _server_rejects(ctx, v, ch, first)
     if tls13:
         return _tls13_completion(ctx, v, ch, sh, findings)
-    return _outcome(ctx, v, ch, done, findings)
+    return _outcome(ctx, v, ch, done, findings, _usage12(s))
 
 
 def _handshake_done(ctx: Context, sh: ServerHello, tls13: bool) -> bool:
@@ -443,6 +454,14 @@ def _client_rejects(
         v.cause = cert.code
         v.add(_cert_frame(ctx.s), cert.text)
         return v
+    if not ctx.s.server.certificates and alert.description in ALERT_ONLY_CAUSES:
+        v.cause, note = ALERT_ONLY_CAUSES[alert.description]
+        v.add(
+            None,
+            f"the certificate is not visible (encrypted): the cause is taken from the "
+            f"alert alone{note}; --keylog would let tlspcap check the certificate itself",
+        )
+        return v
     if alert.description == A_UNKNOWN_CA:
         v.cause = "unknown_ca"
         v.add(
@@ -451,6 +470,13 @@ def _client_rejects(
             "differs from the one tlspcap checked against)",
         )
         return v
+    if alert.description == A_BAD_CERT and not ctx.s.server.certificates:
+        v.add(
+            None,
+            "bad_certificate is what OpenSSL-based clients send for a hostname "
+            "mismatch, a not-yet-valid certificate or a weak key; the certificate is "
+            "encrypted, run again with --keylog to tell which",
+        )
     v.cause = "unknown"
     v.add(None, f"{_describe(alert)} from the client with no certificate problem visible")
     return v
@@ -482,6 +508,7 @@ def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> 
         return v
     if alert.description == A_CERT_REQUIRED:
         v.cause = "client_certificate_required"
+        v.add(alert.frame, "certificate_required: the server wanted a client certificate")
         return v
     v.cause = "unknown"
     v.add(None, f"{_describe(alert)} from the server after its ServerHello")
@@ -498,48 +525,109 @@ def _tls13_completion(
         v.gave_up = "client"
         v.add(
             rejected.frame,
-            f"the client's first encrypted record is {rejected.length} bytes: "
-            "an encrypted alert, not a Finished; the client rejected the server's "
-            "certificate or parameters",
+            f"the client's first encrypted record is {rejected.length} bytes: an encrypted "
+            "alert, not a Finished; the client rejected the server's certificate or parameters",
         )
         cert = _cert_cause(findings, None)
         v.cause = cert.code if cert else "unknown"
         if cert:
             v.add(_cert_frame(s), cert.text)
         return v
-    if view.finished and view.client_sent_certificate(finished_record_size(sh.cipher_suite)):
+    fin_size = finished_record_size(sh.cipher_suite)
+    flight = view.client_flight
+    handshake_records = 1
+    empty: bool | None = None
+    if view.finished and view.client_sent_certificate(fin_size):
+        empty = flight[0].length in EMPTY_CERTIFICATE_RECORD
+        sizes = [r.length for r in flight]
+        handshake_records = sizes.index(fin_size) + 1 if fin_size in sizes else len(flight)
         v.add(
-            view.client_flight[0].frame,
-            "the client's encrypted flight is larger than a "
-            "Finished: it carries a Certificate, so the server asked for one",
+            flight[0].frame,
+            f"the client's first encrypted record ({flight[0].length} bytes) is not a Finished: "
+            "it carries a Certificate"
+            + (" that is empty" if empty else "")
+            + ", so the server asked for one",
         )
         server_after = [r for r in view.after if r.direction == s.server_dir]
-        client_data = [r for r in view.after if r.direction == s.client_dir]
-        if server_after and server_after[0].length <= 24 and not client_data[1:]:
+        if server_after and server_after[0].length <= ALERT_SIZED:
             v.cause, v.gave_up = "client_certificate_required", "server"
             v.add(
                 server_after[0].frame,
-                f"the server answered with a {server_after[0].length}"
-                "-byte encrypted record (an alert) and closed",
+                f"the server answered with a {server_after[0].length}-byte encrypted record (an "
+                "alert, not a session ticket) and closed",
             )
             return v
-    return _outcome(ctx, v, ch, view.finished, findings)
+    client_records = [
+        r for r in (flight + view.after)[handshake_records:] if r.direction == s.client_dir
+    ]
+    server_records = [r for r in view.after if r.direction == s.server_dir]
+    use = Usage(
+        len(client_records),
+        len(server_records),
+        client_records[0].frame if client_records else None,
+        empty,
+        flight[0].frame if empty else None,
+    )
+    return _outcome(ctx, v, ch, view.finished, findings, use)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Application data each side sent after the handshake."""
+
+    client_records: int
+    server_records: int
+    client_first_frame: int | None
+    empty_client_certificate: bool | None = None
+    """TLS 1.3 without keys: the client's Certificate was empty (None: unknown or none sent)."""
+    certificate_frame: int | None = None
+    """TLS 1.3 without keys: frame of the client's encrypted Certificate."""
+
+
+def _usage12(s: TlsSession) -> Usage:
+    c, sv = s.client, s.server
+    return Usage(c.application_records, sv.application_records, c.first_application_frame)
 
 
 def _outcome(
-    ctx: Context, v: Verdict, ch: ClientHello, done: bool, findings: list[CertFinding]
+    ctx: Context,
+    v: Verdict,
+    ch: ClientHello,
+    done: bool,
+    findings: list[CertFinding],
+    use: Usage,
 ) -> Verdict:
     """The handshake is over or stalled with no fatal alert: judge by data, closes and resets."""
     s = ctx.s
     c, sv = s.client, s.server
     client_close = _close_of(c, _first_alert_frame(s.alerts, "client"))
     server_close = _close_of(sv, _first_alert_frame(s.alerts, "server"))
-    if done and c.application_records and sv.application_records:
+    server_first = server_close[0] is not None and (
+        client_close[0] is None or server_close[0] < client_close[0]
+    )
+    empty_cert = use.empty_client_certificate
+    if s.certificate_request is not None:
+        empty_cert = not c.certificates or not c.certificates[0].chain
+    if done and empty_cert and server_first:
+        v.cause, v.gave_up = "client_certificate_required", "server"
+        if s.certificate_request is not None:
+            v.add(s.certificate_request.frame, "the server asked for a client certificate")
+        v.add(
+            c.certificates[0].frame if c.certificates else use.certificate_frame,
+            "the client sent none (an empty Certificate message)",
+        )
+        v.add(
+            server_close[0],
+            "the server closed first, right after answering the client "
+            "(nginx answers HTTP 400 over the completed handshake in this case)",
+        )
+        return v
+    if done and use.client_records and use.server_records:
         v.outcome, v.cause = ESTABLISHED, None
         v.evidence = v.evidence[:2]
-        v.add(c.first_application_frame, "the client sent application data")
+        v.add(use.client_first_frame, "the client sent application data")
         return v
-    if done and not c.application_records and _closes_at_once(ctx, client_close[0]):
+    if done and not use.client_records and _closes_at_once(ctx, client_close[0]):
         v.gave_up = "client"
         v.add(
             client_close[0],
@@ -551,21 +639,6 @@ def _outcome(
         if cert:
             v.add(_cert_frame(s), cert.text)
         return v
-    if done and s.certificate_request is not None and server_close[0] is not None:
-        empty = not c.certificates or not c.certificates[0].chain
-        if empty:
-            v.cause, v.gave_up = "client_certificate_required", "server"
-            v.add(s.certificate_request.frame, "the server asked for a client certificate")
-            v.add(
-                c.certificates[0].frame if c.certificates else None,
-                "the client sent none (empty Certificate)",
-            )
-            v.add(
-                server_close[0],
-                "the server answered the first request and closed at once "
-                "(nginx answers 400 in this case)",
-            )
-            return v
     for side_name, (frame, how) in (("server", server_close), ("client", client_close)):
         if how == "RST" and frame is not None and not done:
             v.cause, v.gave_up = "connection_reset", side_name

@@ -15,6 +15,8 @@ from tlspcap.tls.records import CT_APPLICATION_DATA
 
 ALERT_SIZED = 24
 """Largest encrypted record taken for an alert."""
+EMPTY_CERTIFICATE_RECORD = (25, 17)
+"""An encrypted empty client Certificate: 8 bytes + type + a 16-byte (or CCM_8 8-byte) tag."""
 
 
 @dataclass(frozen=True, slots=True)
