@@ -47,6 +47,8 @@ class TcpConnection:
     packets_by_direction: list[int] = field(default_factory=lambda: [0, 0])
     """Packets sent by direction 0 and by direction 1."""
     isn: list[int | None] = field(default_factory=lambda: [None, None])
+    syn_isns: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
+    """Every initial sequence number seen in SYNs, per direction."""
     closed: bool = False
     """A FIN or RST was seen (a new SYN on the tuple starts a new connection)."""
     evicted: bool = False
@@ -134,8 +136,12 @@ class ConnectionTracker:
                 conn.syn_frame = conn.syn_frame or seg.frame
             if conn.isn[direction] is None:
                 conn.isn[direction] = seg.seq
+            if seg.seq not in conn.syn_isns[direction]:
+                conn.syn_isns[direction].append(seg.seq)
             stream.syn(seg.seq)
         if seg.payload:
+            if len(conn.syn_isns[direction]) > 1 and stream.next_offset == 0 and not stream.buffered:
+                stream = self._rebase(conn, direction, seg.seq)
             seq = seg.seq + 1 if flags & SYN else seg.seq
             for piece in stream.add(seq, seg.payload, seg.frame):
                 session.data(direction, piece)
@@ -155,6 +161,18 @@ class ConnectionTracker:
             session.rst(direction, seg.frame)
             self._flush(conn, seg.frame)
             conn.closed = True
+
+    @staticmethod
+    def _rebase(conn: TcpConnection, direction: int, seq: int) -> StreamReassembler:
+        """Several SYNs with different ISNs and no data yet (TCP Fast Open fallback, retried
+        handshakes): start the stream from the ISN the first data segment follows."""
+        best = min(conn.syn_isns[direction], key=lambda isn: (seq - isn - 1) & 0xFFFFFFFF)
+        stream = StreamReassembler()
+        stream.syn(best)
+        pair = list(conn.streams)
+        pair[direction] = stream
+        conn.streams = (pair[0], pair[1])
+        return stream
 
     def _flush(self, conn: TcpConnection, frame: int) -> None:
         for direction, stream in enumerate(conn.streams):
