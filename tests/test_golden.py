@@ -23,9 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 GOLDEN = ROOT / "tests" / "golden"
 SUFFIXES = (".pcap", ".pcapng", ".pcap.gz")
-CAPTURES = sorted(
-    p for p in FIXTURES.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)
-)
+CAPTURES = sorted(p for p in FIXTURES.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
 
 
 def golden_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +41,9 @@ def golden_view(doc: dict[str, Any]) -> dict[str, Any]:
                 "must_act": c["must_act"],
                 "evidence_frames": [e["frame"] for e in c["evidence"]],
                 "secondary": sorted({s["code"] for s in c["secondary"]}),
-                "alerts": [[a["frame"], a["sender"], a["level"], a["description"]]
-                           for a in c["alerts"]],
+                "alerts": [
+                    [a["frame"], a["sender"], a["level"], a["description"]] for a in c["alerts"]
+                ],
                 "history": c["history"],
             }
             for c in doc["connections"]
@@ -71,7 +70,8 @@ def test_golden(path: Path) -> None:
 
 def test_every_capture_has_a_golden_file() -> None:
     stale = [
-        g for g in GOLDEN.rglob("*.json")
+        g
+        for g in GOLDEN.rglob("*.json")
         if not (FIXTURES / str(g.relative_to(GOLDEN))[: -len(".json")]).exists()
     ]
     assert not stale, f"golden files without a capture: {stale}"

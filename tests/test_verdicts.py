@@ -56,9 +56,7 @@ def _match(doc: dict[str, Any], conn: dict[str, Any]) -> dict[str, Any]:
 CASES = [(e["file"], c) for e in _entries() for c in e["connections"]]
 
 
-@pytest.mark.parametrize(
-    ("name", "conn"), CASES, ids=[f"{n}:{c['client']}" for n, c in CASES]
-)
+@pytest.mark.parametrize(("name", "conn"), CASES, ids=[f"{n}:{c['client']}" for n, c in CASES])
 def test_verdict_without_keylog(name: str, conn: dict[str, Any]) -> None:
     got = _match(analyze_fixture(name), conn)
     assert got["outcome"] == conn["expected_outcome"], got["evidence"]

@@ -18,7 +18,7 @@ from tlspcap.diagnosis import rules
 from tlspcap.diagnosis.advice import FIXES, HEADLINES, MUST_ACT
 from tlspcap.diagnosis.certcheck import TrustStore
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
-from tlspcap.diagnosis.model import ESTABLISHED, Verdict
+from tlspcap.diagnosis.model import ESTABLISHED, INCOMPLETE, Verdict
 from tlspcap.tcp.tracker import TcpConnection
 
 __all__ = ["Options", "Verdict", "diagnose", "diagnose_capture"]
@@ -76,7 +76,7 @@ def diagnose(
 
 
 def _finish(v: Verdict) -> None:
-    """Fill who must act, the fix and the summary from the cause."""
+    """Fill who must act, the fix and the summary paragraph from the cause and evidence."""
     if v.outcome == ESTABLISHED or v.cause is None:
         if not v.summary:
             v.summary = "The handshake completed and the session was used."
@@ -84,9 +84,25 @@ def _finish(v: Verdict) -> None:
     v.must_act = v.must_act or MUST_ACT.get(v.cause)
     v.fix = v.fix or FIXES[v.cause]
     if not v.summary:
-        head = HEADLINES[v.cause]
-        who = f" The {v.gave_up} gave up." if v.gave_up else ""
-        v.summary = f"{head[0].upper()}{head[1:]}.{who}"
+        v.summary = summarize(v)
+
+
+def summarize(v: Verdict) -> str:
+    """The paragraph a senior engineer would paste into a ticket."""
+    head = HEADLINES[v.cause or "unknown"]
+    facts = "; ".join(
+        e.text + (f" (frame {e.frame})" if e.frame is not None else "") for e in v.evidence
+    )
+    if v.outcome == INCOMPLETE:
+        lead = f"Incomplete: {head}, as far as the capture shows."
+    else:
+        lead = f"Handshake failed: {head}."
+    parts = [lead, facts[0].upper() + facts[1:] + "." if facts else ""]
+    if v.gave_up:
+        parts.append(f"The {v.gave_up} gave up.")
+    if v.must_act:
+        parts.append(f"The {v.must_act} must act: {v.fix}")
+    return " ".join(p for p in parts if p)
 
 
 def capture_time(ts: float) -> datetime:

@@ -168,11 +168,20 @@ def _unanswered(ctx: Context, ch: ClientHello) -> Verdict:
         )
         return v
     reader = server.reader
+    if not reader.is_tls and is_malformed_record(reader.preamble):
+        v.cause, v.gave_up = "unknown", "server"
+        v.add(
+            _first_server_frame(ctx),
+            "the server answered with a malformed TLS record (header "
+            f"{reader.preamble[:5].hex()}): a broken TLS stack or a middlebox mangled it",
+        )
+        return v
     if not reader.is_tls and reader.preamble:
         v.cause, v.gave_up = "non_tls_peer", "server"
         v.add(
             _first_server_frame(ctx),
-            f"the server answered in plain text: {_quote(reader.preamble)}",
+            f"the server answered in plain text ({looks_like(reader.preamble)}): "
+            f"{_quote(reader.preamble)}",
         )
         return v
     alert = _first_fatal([a for a in s.alerts if a.sender == "server"])
@@ -244,14 +253,12 @@ def _sni_explains(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert | None
     if facts.answered_sni:
         name, frame = next(iter(facts.answered_sni.items()))
         v.cause = "sni_missing"
-        v.add(ch.frame, "the ClientHello has no server_name extension")
         v.add(frame, f"the same server answered a ClientHello with server_name {name!r}")
         return True
     if d in (A_UNRECOGNIZED_NAME, A_HANDSHAKE_FAILURE, A_INTERNAL_ERROR, None):
         if facts.answered_without_sni is not None:
             return False
         v.cause = "sni_missing"
-        v.add(ch.frame, "the ClientHello has no server_name extension")
         if d == A_HANDSHAKE_FAILURE:
             v.add(
                 None,
@@ -688,6 +695,32 @@ def _hello_text(ch: ClientHello) -> str:
 
 def _first_server_frame(ctx: Context) -> int | None:
     return ctx.conn.last_frame
+
+
+PLAINTEXT_SIGNS = (
+    (b"HTTP/", "an HTTP response"),
+    (b"SSH-", "an SSH banner"),
+    (b"220", "an SMTP or FTP banner"),
+    (b"+OK", "a POP3 greeting"),
+    (b"* OK", "an IMAP greeting"),
+    (b"<?xml", "XMPP"),
+    (b"<stream", "XMPP"),
+)
+
+
+def looks_like(data: bytes) -> str:
+    """Name the plaintext protocol a peer answered with, from its first bytes."""
+    for prefix, name in PLAINTEXT_SIGNS:
+        if data.startswith(prefix):
+            return name
+    if is_malformed_record(data):
+        return "a malformed TLS record"
+    return "not a known protocol"
+
+
+def is_malformed_record(data: bytes) -> bool:
+    """A TLS-record-shaped answer (a 5-byte header whose length fits) with a bad type/version."""
+    return len(data) >= 6 and int.from_bytes(data[3:5], "big") == len(data) - 5
 
 
 def _quote(data: bytes) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 
 from tlspcap.analyze import CaptureResult
@@ -65,16 +66,11 @@ def connection_block(conn: TcpConnection, verdict: Verdict) -> list[str]:
         for f2 in verdict.secondary:
             lines.append(f"  note: {f2.code}: {f2.text}")
     else:
-        lines.append(f"  Verdict: {verdict.summary}")
-        for e in verdict.evidence:
-            where = f"frame {e.frame}" if e.frame is not None else "capture"
-            lines.append(f"    - [{where}] {e.text}")
+        lines.extend(
+            textwrap.wrap(verdict.summary, 96, initial_indent="  ", subsequent_indent="  ")
+        )
         for f2 in verdict.secondary:
-            lines.append(f"    + also: {f2.code}: {f2.text}")
-        if verdict.must_act:
-            lines.append(f"  Who must act: the {verdict.must_act}")
-        if verdict.fix:
-            lines.append(f"  Fix: {verdict.fix}")
+            lines.append(f"  Also: {f2.code}: {f2.text}")
     return [sanitize(line) for line in lines]
 
 

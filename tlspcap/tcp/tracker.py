@@ -140,7 +140,8 @@ class ConnectionTracker:
                 conn.syn_isns[direction].append(seg.seq)
             stream.syn(seg.seq)
         if seg.payload:
-            if len(conn.syn_isns[direction]) > 1 and stream.next_offset == 0 and not stream.buffered:
+            fresh = stream.next_offset == 0 and not stream.buffered
+            if fresh and len(conn.syn_isns[direction]) > 1:
                 stream = self._rebase(conn, direction, seg.seq)
             seq = seg.seq + 1 if flags & SYN else seg.seq
             for piece in stream.add(seq, seg.payload, seg.frame):

@@ -1,0 +1,499 @@
+"""Reports over many captures: the per-file report model, filters, totals, CSV/JSON summaries.
+
+A :class:`FileReport` is what the batch runner's workers send back (plain, picklable data: the
+JSON contract's dicts plus pre-rendered text lines and ladder events), so every format can be
+rendered in the parent process without the capture or the parsed sessions.
+"""
+
+from __future__ import annotations
+
+import csv
+import fnmatch
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from tlspcap.diagnosis.model import CAUSES, ESTABLISHED, FAILED, INCOMPLETE
+from tlspcap.report.facts import Json
+from tlspcap.report.jsonfmt import SCHEMA_VERSION
+from tlspcap.report.text import sanitize
+from tlspcap.tls.registry import cipher_name, version_name
+
+OUTCOMES = (FAILED, INCOMPLETE, ESTABLISHED)
+"""Outcomes in the order reports list them."""
+
+CSV_COLUMNS = (
+    "file",
+    "client",
+    "server",
+    "sni",
+    "version",
+    "cipher",
+    "outcome",
+    "cause",
+    "gave_up",
+    "must_act",
+    "first_alert",
+    "error",
+)
+"""Columns of ``summary.csv`` (one row per connection, one per unreadable file)."""
+
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(slots=True)
+class ConnectionReport:
+    """One connection as every format renders it."""
+
+    data: Json
+    """The contract's connection dict (``jsonfmt.connection_to_dict``)."""
+    text: list[str] = field(default_factory=list)
+    """The text report's block (``text.connection_block``), already sanitized."""
+    ladder: list[Json] = field(default_factory=list)
+    """Message sequence for the ladder diagram (``html.ladder_events``)."""
+
+
+@dataclass(slots=True)
+class FileReport:
+    """One capture file's results, ready to render."""
+
+    meta: Json
+    """The contract's capture dict without ``connections`` (file, error, format, packets…)."""
+    connections: list[ConnectionReport] = field(default_factory=list)
+    size: int = 0
+    """Size of the file in bytes (for progress)."""
+
+    @property
+    def file(self) -> str:
+        """The capture's path as given."""
+        return str(self.meta["file"])
+
+    @property
+    def error(self) -> str | None:
+        """Why the file could not be read, or None."""
+        err = self.meta.get("error")
+        return None if err is None else str(err)
+
+    def capture_dict(self) -> Json:
+        """The contract's capture dict (``captures[]`` entry of the JSON document)."""
+        return {**self.meta, "connections": [c.data for c in self.connections]}
+
+
+def error_report(file: str, error: str, size: int = 0) -> FileReport:
+    """A report for a file that could not be analysed at all."""
+    meta: Json = {
+        "file": file,
+        "error": error,
+        "format": None,
+        "packets": 0,
+        "truncated": False,
+        "anomalies": [],
+    }
+    return FileReport(meta=meta, size=size)
+
+
+# ---- facts of one connection dict ---------------------------------------------------------
+def conn_sni(data: Json) -> str | None:
+    """The first server_name the client asked for."""
+    for ch in data.get("client_hellos", []):
+        if ch.get("sni") is not None:
+            return str(ch["sni"])
+    return None
+
+
+def conn_server_hello(data: Json) -> Json | None:
+    """The ServerHello that chose the parameters (the last one that is not a retry request)."""
+    chosen = None
+    for sh in data.get("server_hellos", []):
+        if not sh.get("hello_retry_request"):
+            chosen = sh
+    return chosen
+
+
+def conn_version(data: Json) -> str:
+    """Negotiated version name, or an empty string."""
+    sh = conn_server_hello(data)
+    return version_name(int(sh["version"])) if sh is not None else ""
+
+
+def conn_cipher(data: Json) -> str:
+    """Negotiated cipher suite name, or an empty string."""
+    sh = conn_server_hello(data)
+    return cipher_name(int(sh["cipher_suite"])) if sh is not None else ""
+
+
+def alert_text(alert: Json) -> str:
+    """An alert dict in words: ``server fatal handshake_failure (frame 23)``."""
+    if alert.get("encrypted") and alert.get("description") is None:
+        what = "encrypted alert"
+    else:
+        what = f"{alert.get('level') or '?'} {alert.get('description') or '?'}"
+    return f"{alert.get('sender')} {what} (frame {alert.get('frame')})"
+
+
+def first_alert(data: Json) -> str:
+    """The first alert of a connection in words, or an empty string."""
+    alerts = data.get("alerts", [])
+    return alert_text(alerts[0]) if alerts else ""
+
+
+# ---- filters ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ServerFilter:
+    """``--server HOST[:PORT]``: HOST matches the server address or the SNI."""
+
+    host: str | None
+    port: int | None
+
+    def matches(self, data: Json) -> bool:
+        """Whether a connection dict talks to this server."""
+        addr, _, port = str(data.get("server", "")).rpartition(":")
+        addr = addr.strip("[]").lower()
+        if self.port is not None and port != str(self.port):
+            return False
+        if self.host is None:
+            return True
+        sni = (conn_sni(data) or "").lower()
+        return self.host in (addr, sni)
+
+
+def parse_server_filter(spec: str) -> ServerFilter:
+    """Parse ``HOST``, ``HOST:PORT``, ``:PORT``, ``[V6]:PORT`` or a bare IPv6 address."""
+    spec = spec.strip()
+    host: str | None
+    port_text: str | None = None
+    if spec.startswith("["):
+        end = spec.find("]")
+        if end < 0:
+            raise ValueError(f"--server {spec!r}: missing ']'")
+        host, rest = spec[1:end], spec[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"--server {spec!r}: expected ':PORT' after ']'")
+            port_text = rest[1:]
+    elif spec.count(":") == 1:
+        host, port_text = spec.split(":")
+    else:
+        host = spec
+    port = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ValueError(f"--server {spec!r}: the port must be a number from 1 to 65535")
+        port = int(port_text)
+    host = host.lower() or None
+    if host is None and port is None:
+        raise ValueError("--server needs a host, a port or both")
+    return ServerFilter(host, port)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which connections a report shows."""
+
+    only_failures: bool = False
+    """Only connections whose outcome is ``failed``."""
+    servers: tuple[ServerFilter, ...] = ()
+    """Any of these servers (none given: every server)."""
+    snis: tuple[str, ...] = ()
+    """Any of these SNI names, shell patterns allowed (``*.example.com``), case-insensitive."""
+
+    def keep(self, data: Json) -> bool:
+        """Whether a connection dict passes every filter."""
+        if self.only_failures and data.get("outcome") != FAILED:
+            return False
+        if self.servers and not any(s.matches(data) for s in self.servers):
+            return False
+        if self.snis:
+            sni = conn_sni(data)
+            if sni is None:
+                return False
+            sni = sni.lower()
+            if not any(fnmatch.fnmatchcase(sni, p.lower()) for p in self.snis):
+                return False
+        return True
+
+
+def apply_filters(reports: Sequence[FileReport], filters: Filters) -> tuple[list[FileReport], int]:
+    """Keep the connections that pass ``filters``; also return how many were left out."""
+    out: list[FileReport] = []
+    hidden = 0
+    for r in reports:
+        kept = [c for c in r.connections if filters.keep(c.data)]
+        hidden += len(r.connections) - len(kept)
+        out.append(replace(r, connections=kept))
+    return out, hidden
+
+
+# ---- totals -------------------------------------------------------------------------------
+@dataclass(slots=True)
+class ServerTotals:
+    """Outcomes and causes of the connections to one server."""
+
+    outcomes: Counter[str] = field(default_factory=Counter)
+    causes: Counter[str] = field(default_factory=Counter)
+    snis: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Totals:
+    """Counts across every capture of a run."""
+
+    files: int = 0
+    connections: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    causes: Counter[str] = field(default_factory=Counter)
+    """Causes of connections that did not establish."""
+    servers: dict[str, ServerTotals] = field(default_factory=dict)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    """(file, error) of the files that could not be read."""
+    skipped: int = 0
+    """Files in the directories walked that are not captures."""
+    hidden: int = 0
+    """Connections the filters left out."""
+
+    @property
+    def failed(self) -> int:
+        """Connections whose handshake failed."""
+        return self.outcomes[FAILED]
+
+
+def totals(reports: Iterable[FileReport], skipped: int = 0, hidden: int = 0) -> Totals:
+    """Count outcomes and causes, overall and per server."""
+    t = Totals(skipped=skipped, hidden=hidden)
+    for r in reports:
+        t.files += 1
+        if r.error:
+            t.errors.append((r.file, r.error))
+        for c in r.connections:
+            d = c.data
+            outcome = str(d.get("outcome"))
+            t.connections += 1
+            t.outcomes[outcome] += 1
+            srv = t.servers.setdefault(str(d.get("server")), ServerTotals())
+            srv.outcomes[outcome] += 1
+            if outcome != ESTABLISHED and d.get("cause"):
+                t.causes[str(d["cause"])] += 1
+                srv.causes[str(d["cause"])] += 1
+            sni = conn_sni(d)
+            if sni is not None and sni not in srv.snis:
+                srv.snis.append(sni)
+    return t
+
+
+def _cause_order(counter: Counter[str]) -> list[tuple[str, int]]:
+    rank = {c: i for i, c in enumerate(CAUSES)}
+    return sorted(counter.items(), key=lambda kv: (-kv[1], rank.get(kv[0], len(rank)), kv[0]))
+
+
+def outcome_words(outcomes: Counter[str]) -> str:
+    """``3 failed, 1 established`` (outcomes with no connection left out)."""
+    parts = [f"{outcomes[o]} {o}" for o in OUTCOMES if outcomes[o]]
+    parts += [f"{n} {o}" for o, n in sorted(outcomes.items()) if o not in OUTCOMES and n]
+    return ", ".join(parts) or "none"
+
+
+def cause_words(causes: Counter[str]) -> str:
+    """``sni_missing 3, unknown_ca 1``, most frequent first."""
+    return ", ".join(f"{c} {n}" for c, n in _cause_order(causes))
+
+
+def summary_lines(t: Totals) -> list[str]:
+    """The summary that opens the text report (plain text, sanitized)."""
+    lines = [
+        f"Summary: {t.files} file(s), {t.connections} TLS connection(s): "
+        f"{outcome_words(t.outcomes)}"
+    ]
+    if t.causes:
+        lines.append(f"  causes: {cause_words(t.causes)}")
+    if t.servers:
+        lines.append("  per server:")
+        width = max(len(s) for s in t.servers)
+        for server, st in sorted(
+            t.servers.items(), key=lambda kv: (-kv[1].outcomes[FAILED], kv[0])
+        ):
+            line = f"    {server:<{width}}  {outcome_words(st.outcomes)}"
+            if st.causes:
+                line += f" ({cause_words(st.causes)})"
+            if st.snis:
+                shown = st.snis[:5]
+                more = f" +{len(st.snis) - 5} more" if len(st.snis) > 5 else ""
+                line += f"  SNI {', '.join(shown)}{more}"
+            lines.append(line)
+    for file, error in t.errors:
+        lines.append(f"  error: {file}: {error}")
+    if t.skipped:
+        lines.append(f"  skipped: {t.skipped} file(s) that are not captures")
+    if t.hidden:
+        lines.append(f"  hidden by filters: {t.hidden} connection(s)")
+    return [sanitize(line) for line in lines]
+
+
+# ---- the text report ----------------------------------------------------------------------
+_RESET = "\x1b[0m"
+_STYLE = {
+    FAILED: "\x1b[1;31m",
+    INCOMPLETE: "\x1b[1;33m",
+    ESTABLISHED: "\x1b[32m",
+    "head": "\x1b[1m",
+    "fix": "\x1b[36m",
+}
+
+
+def _paint(line: str, style: str, colour: bool) -> str:
+    return f"{_STYLE[style]}{line}{_RESET}" if colour else line
+
+
+def established_line(data: Json) -> str:
+    """One line for a connection that did not fail (sanitized)."""
+    parts = [f"  ok  {data.get('client')} -> {data.get('server')}"]
+    sni = conn_sni(data)
+    if sni is not None:
+        parts.append(f"SNI {sni}")
+    version, cipher = conn_version(data), conn_cipher(data)
+    if version:
+        parts.append(f"{version} {cipher}")
+    parts.append(f"frames {data.get('first_frame')}-{data.get('last_frame')}")
+    return sanitize("  ".join(parts))
+
+
+def render_text(reports: Sequence[FileReport], t: Totals, colour: bool = False) -> str:
+    """The terminal report: the summary, then per capture one block per connection that did
+    not establish and one line per established one. ANSI colour only when ``colour``."""
+    out = [
+        _paint(line, "head", colour) if i == 0 else line for i, line in enumerate(summary_lines(t))
+    ]
+    for r in reports:
+        out.append("")
+        if r.error:
+            out.append(_paint(sanitize(f"{r.file}: error: {r.error}"), FAILED, colour))
+            continue
+        m = r.meta
+        head = f"== {r.file} ({m.get('format')}, {m.get('packets')} packets, "
+        head += f"{len(r.connections)} TLS connection(s) shown)"
+        out.append(_paint(sanitize(head), "head", colour))
+        if m.get("truncated"):
+            out.append("  note: the file is truncated; results cover what was there")
+        for a in m.get("anomalies", []):
+            out.append(sanitize(f"  anomaly: {a['name']} (frame {a['frame']}) {a['detail']}"))
+        for c in r.connections:
+            outcome = str(c.data.get("outcome"))
+            if outcome == ESTABLISHED:
+                out.append(_paint(established_line(c.data), ESTABLISHED, colour))
+                continue
+            out.append("")
+            for i, line in enumerate(c.text):
+                if i == 0:
+                    line = _paint(line, outcome if outcome in _STYLE else FAILED, colour)
+                elif line.startswith(("  Fix:", "  Who must act:")):
+                    line = _paint(line, "fix", colour)
+                elif line.startswith("  Verdict:"):
+                    line = _paint(line, "head", colour)
+                out.append(line)
+    return "\n".join(out)
+
+
+# ---- JSON document and machine summaries --------------------------------------------------
+def json_document(reports: Sequence[FileReport]) -> str:
+    """The JSON document of the contract (the same text ``jsonfmt.render`` produces)."""
+    doc = {"schema_version": SCHEMA_VERSION, "captures": [r.capture_dict() for r in reports]}
+    return json.dumps(doc, indent=2, ensure_ascii=False)
+
+
+def csv_cell(value: object) -> str:
+    """A CSV cell that spreadsheets will not run as a formula (leading ``'`` when needed)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+
+def summary_rows(reports: Sequence[FileReport]) -> list[dict[str, str | None]]:
+    """One row per connection (and one per unreadable file), raw values, by column name."""
+    rows: list[dict[str, str | None]] = []
+    for r in reports:
+        if r.error:
+            row: dict[str, str | None] = dict.fromkeys(CSV_COLUMNS)
+            row.update(file=r.file, outcome="error", error=r.error)
+            rows.append(row)
+            continue
+        for c in r.connections:
+            d = c.data
+            rows.append(
+                {
+                    "file": r.file,
+                    "client": d.get("client"),
+                    "server": d.get("server"),
+                    "sni": conn_sni(d),
+                    "version": conn_version(d) or None,
+                    "cipher": conn_cipher(d) or None,
+                    "outcome": d.get("outcome"),
+                    "cause": d.get("cause"),
+                    "gave_up": d.get("gave_up"),
+                    "must_act": d.get("must_act"),
+                    "first_alert": first_alert(d) or None,
+                    "error": None,
+                }
+            )
+    return rows
+
+
+def summary_csv(reports: Sequence[FileReport]) -> str:
+    """``summary.csv``: a header, then one row per connection; cells are formula-safe."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in summary_rows(reports):
+        writer.writerow([csv_cell(row[col]) for col in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def totals_csv(t: Totals) -> str:
+    """``totals.csv``: connections by outcome and cause across all files."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("outcome", "cause", "connections"))
+    for outcome in OUTCOMES:
+        if t.outcomes[outcome]:
+            writer.writerow((outcome, "", t.outcomes[outcome]))
+    for cause, n in _cause_order(t.causes):
+        writer.writerow(("", csv_cell(cause), n))
+    return buf.getvalue()
+
+
+def summary_json(
+    reports: Sequence[FileReport], t: Totals, written: dict[str, list[str]] | None = None
+) -> str:
+    """``summary.json``: files, totals by outcome, cause and server, and the CSV's rows."""
+    written = written or {}
+    doc = {
+        "schema_version": SCHEMA_VERSION,
+        "files": [
+            {
+                "file": r.file,
+                "error": r.error,
+                "connections": len(r.connections),
+                "failed": sum(1 for c in r.connections if c.data.get("outcome") == FAILED),
+                "reports": written.get(r.file, []),
+            }
+            for r in reports
+        ],
+        "skipped_files": t.skipped,
+        "hidden_by_filters": t.hidden,
+        "totals": {
+            "files": t.files,
+            "unreadable_files": len(t.errors),
+            "connections": t.connections,
+            "by_outcome": {o: t.outcomes[o] for o in OUTCOMES},
+            "by_cause": dict(_cause_order(t.causes)),
+            "by_server": {
+                server: {
+                    "by_outcome": {o: st.outcomes[o] for o in OUTCOMES},
+                    "by_cause": dict(_cause_order(st.causes)),
+                    "sni": st.snis,
+                }
+                for server, st in sorted(t.servers.items())
+            },
+        },
+        "connections": summary_rows(reports),
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False)
