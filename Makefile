@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# System tools the tests call: tshark for the Wireshark cross-check.
+# System tools the tests call: tshark for the Wireshark cross-check, Debian's chromium to load
+# the HTML report in a real browser.
 sysdeps-test:
 	@command -v tshark >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) $(APT) tshark; }
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) $(APT) chromium; }
 
 # System tools only needed to regenerate the fixtures from real TLS stacks.
 sysdeps-fixtures: sysdeps-test
@@ -38,6 +40,15 @@ unit: $(STAMP) sysdeps-test
 	$(VENV)/bin/pytest -q
 
 test: lint typecheck unit
+
+# Benchmark: generate 100 MB and 1 GB captures (cached in bench/out/), time tlspcap against
+# tshark and a bare record loop, and check tlspcap's verdicts against the generator's truth.
+.PHONY: bench
+bench: $(STAMP)
+	@command -v tshark >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) $(APT) tshark; }
+	$(PY) bench/gen.py --size 100MB --out bench/out/bench-100MB.pcap
+	$(PY) bench/gen.py --size 1GB --out bench/out/bench-1GB.pcap
+	$(PY) bench/run.py bench/out/bench-100MB.pcap bench/out/bench-1GB.pcap
 
 fixtures: $(STAMP) sysdeps-fixtures
 	$(PY) fixtures/gen/make_fixtures.py

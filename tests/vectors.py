@@ -14,6 +14,7 @@ repository; its TLS bytes are the zeek ``tls1.2.pcap`` handshake, see fixtures/c
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,8 +177,11 @@ def plaintext_handshake(stream: Stream) -> bytes:
 
 def record(content_type: int, payload: bytes, version: int = 0x0303) -> bytes:
     """A TLS record with a 5-byte header."""
-    return bytes([content_type]) + version.to_bytes(2, "big") + len(payload).to_bytes(2, "big") + (
-        payload
+    return (
+        bytes([content_type])
+        + version.to_bytes(2, "big")
+        + len(payload).to_bytes(2, "big")
+        + (payload)
     )
 
 
@@ -194,16 +198,14 @@ def sslv2_record(body: bytes) -> bytes:
 def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
     """Split ``data`` at the (sorted, distinct, interior) offsets ``cuts``."""
     bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 # ---- ClientHello vectors ----------------------------------------------------------------------
 
 # Chrome 65 to apis.google.com: /work/shared/corpus/ja3/ssl-chrome.pcap frame 4 (salesforce/ja3,
 # BSD-3-Clause). Handshake body (508 bytes) without the 4-byte header.
-CHROME_CH_RANDOM = bytes.fromhex(
-    "a06ccdc0ee6c99d4840b07718c59f40d29cc9cfc0b57abe8a337bb566ec70d22"
-)
+CHROME_CH_RANDOM = bytes.fromhex("a06ccdc0ee6c99d4840b07718c59f40d29cc9cfc0b57abe8a337bb566ec70d22")
 CHROME_CH_SESSION_ID = bytes.fromhex(
     "91fc6f41645951e0ef6767157ba3678b7312da41aa04190330788bfdd1ff2d8a"
 )
@@ -220,41 +222,41 @@ CHROME_CLIENT_HELLO = (
     + bytes.fromhex(
         "0022"  # cipher_suites length 34 (17 suites)
         "1a1a"  # GREASE
-        "1301" "1302" "1303"  # TLS_AES_128_GCM_SHA256, _256_GCM_SHA384, CHACHA20_POLY1305
-        "c02b" "c02f" "c02c" "c030"  # ECDHE-{ECDSA,RSA}-AES{128,256}-GCM
-        "cca9" "cca8"  # ECDHE-{ECDSA,RSA}-CHACHA20-POLY1305
-        "c013" "c014"  # ECDHE-RSA-AES{128,256}-CBC-SHA
-        "009c" "009d" "002f" "0035" "000a"  # RSA-AES-GCM x2, RSA-AES-CBC x2, 3DES
-        "01" "00"  # compression_methods: [null]
+        "1301 1302 1303"  # TLS_AES_128_GCM_SHA256, _256_GCM_SHA384, CHACHA20_POLY1305
+        "c02b c02f c02c c030"  # ECDHE-{ECDSA,RSA}-AES{128,256}-GCM
+        "cca9 cca8"  # ECDHE-{ECDSA,RSA}-CHACHA20-POLY1305
+        "c013 c014"  # ECDHE-RSA-AES{128,256}-CBC-SHA
+        "009c 009d 002f 0035 000a"  # RSA-AES-GCM x2, RSA-AES-CBC x2, 3DES
+        "01 00"  # compression_methods: [null]
         "0191"  # extensions length 401
-        "2a2a" "0000"  # GREASE, empty
-        "ff01" "0001" "00"  # renegotiation_info, empty renegotiated_connection
-        "0000" "0014"  # server_name, 20 bytes
-        "0012" "00" "000f" "617069732e676f6f676c652e636f6d"  # list(18): host_name apis.google.com
-        "0017" "0000"  # extended_master_secret
-        "0023" "0000"  # session_ticket, empty
-        "000d" "0014" "0012"  # signature_algorithms, list of 9
-        "0403" "0804" "0401" "0503" "0805" "0501" "0806" "0601" "0201"
-        "0005" "0005" "0100000000"  # status_request: OCSP, no responders, no extensions
-        "0012" "0000"  # signed_certificate_timestamp
-        "0010" "000e" "000c"  # ALPN, list of 12 bytes
-        "02" "6832"  # "h2"
-        "08" "687474702f312e31"  # "http/1.1"
-        "7550" "0000"  # channel_id (30032)
-        "000b" "0002" "01" "00"  # ec_point_formats: [uncompressed]
-        "0033" "002b" "0029"  # key_share, client_shares of 41 bytes
-        "2a2a" "0001" "00"  # GREASE group, 1-byte share
-        "001d" "0020"  # x25519, 32-byte share
+        "2a2a 0000"  # GREASE, empty
+        "ff01 0001 00"  # renegotiation_info, empty renegotiated_connection
+        "0000 0014"  # server_name, 20 bytes
+        "0012 00 000f 617069732e676f6f676c652e636f6d"  # list(18): host_name apis.google.com
+        "0017 0000"  # extended_master_secret
+        "0023 0000"  # session_ticket, empty
+        "000d 0014 0012"  # signature_algorithms, list of 9
+        "0403 0804 0401 0503 0805 0501 0806 0601 0201"
+        "0005 0005 0100000000"  # status_request: OCSP, no responders, no extensions
+        "0012 0000"  # signed_certificate_timestamp
+        "0010 000e 000c"  # ALPN, list of 12 bytes
+        "02 6832"  # "h2"
+        "08 687474702f312e31"  # "http/1.1"
+        "7550 0000"  # channel_id (30032)
+        "000b 0002 01 00"  # ec_point_formats: [uncompressed]
+        "0033 002b 0029"  # key_share, client_shares of 41 bytes
+        "2a2a 0001 00"  # GREASE group, 1-byte share
+        "001d 0020"  # x25519, 32-byte share
     )
     + CHROME_CH_X25519_SHARE
     + bytes.fromhex(
-        "002d" "0002" "01" "01"  # psk_key_exchange_modes: [psk_dhe_ke]
-        "002b" "000b" "0a"  # supported_versions, 10 bytes
-        "3a3a" "7f17" "0303" "0302" "0301"  # GREASE, TLS 1.3 draft 23, 1.2, 1.1, 1.0
-        "000a" "000a" "0008"  # supported_groups, list of 4
-        "2a2a" "001d" "0017" "0018"  # GREASE, x25519, secp256r1, secp384r1
-        "eaea" "0001" "00"  # GREASE extension with one 0 byte
-        "0015" "00cc"  # padding, 204 bytes
+        "002d 0002 01 01"  # psk_key_exchange_modes: [psk_dhe_ke]
+        "002b 000b 0a"  # supported_versions, 10 bytes
+        "3a3a 7f17 0303 0302 0301"  # GREASE, TLS 1.3 draft 23, 1.2, 1.1, 1.0
+        "000a 000a 0008"  # supported_groups, list of 4
+        "2a2a 001d 0017 0018"  # GREASE, x25519, secp256r1, secp384r1
+        "eaea 0001 00"  # GREASE extension with one 0 byte
+        "0015 00cc"  # padding, 204 bytes
     )
     + bytes(204)
 )
@@ -274,28 +276,28 @@ CHROME_CH_EXTENSIONS_START = 2 + 32 + 1 + 32 + 2 + 34 + 2
 PSK_CLIENT_HELLO = bytes.fromhex(
     "0303"  # legacy_version
     "f7e7795859fd976861b6dfa449b31972eacbba98bfe1753be334990f561f218b"  # random
-    "20" "47842bdf2e7f78998c7543fd4ca8562e3ce6af1e89a987dc569ba332abfddb9f"  # session_id
+    "20 47842bdf2e7f78998c7543fd4ca8562e3ce6af1e89a987dc569ba332abfddb9f"  # session_id
     "0072"  # cipher_suites, 57 suites
     "130213031301c02cc030009fcca9cca8ccaac02bc02f009ec024c028006bc023c0270067c00ac0140039"
     "c009c013003300ad00abccaeccadccac009d00a9ccab00ac00aa009c00a8003d003cc038c03600b700b3"
     "00950091003500af008dc037c03500b600b200940090002f00ae008c00ff"
-    "01" "00"  # compression_methods: [null]
+    "01 00"  # compression_methods: [null]
     "00d3"  # extensions length 211
-    "000b" "0004" "03" "000102"  # ec_point_formats: uncompressed, ansiX962 prime, char2
-    "000a" "000c" "000a" "001d" "0017" "001e" "0019" "0018"  # supported_groups
-    "0023" "0000"  # session_ticket
-    "0016" "0000"  # encrypt_then_mac
-    "0017" "0000"  # extended_master_secret
-    "000d" "0030" "002e"  # signature_algorithms, 23 of them
-    "0403" "0503" "0603" "0807" "0808" "0809" "080a" "080b" "0804" "0805" "0806" "0401"
-    "0501" "0601" "0303" "0203" "0301" "0201" "0302" "0202" "0402" "0502" "0602"
-    "002b" "0009" "08" "0304" "0303" "0302" "0301"  # supported_versions: 1.3, 1.2, 1.1, 1.0
-    "002d" "0002" "01" "01"  # psk_key_exchange_modes: [psk_dhe_ke]
-    "0033" "0026" "0024" "001d" "0020"  # key_share: x25519
+    "000b 0004 03 000102"  # ec_point_formats: uncompressed, ansiX962 prime, char2
+    "000a 000c 000a 001d 0017 001e 0019 0018"  # supported_groups
+    "0023 0000"  # session_ticket
+    "0016 0000"  # encrypt_then_mac
+    "0017 0000"  # extended_master_secret
+    "000d 0030 002e"  # signature_algorithms, 23 of them
+    "0403 0503 0603 0807 0808 0809 080a 080b 0804 0805 0806 0401"
+    "0501 0601 0303 0203 0301 0201 0302 0202 0402 0502 0602"
+    "002b 0009 08 0304 0303 0302 0301"  # supported_versions: 1.3, 1.2, 1.1, 1.0
+    "002d 0002 01 01"  # psk_key_exchange_modes: [psk_dhe_ke]
+    "0033 0026 0024 001d 0020"  # key_share: x25519
     "06842c191a9ad3c9002f2e72bb18a78c4251a06f2a6ce07f740e6cc1b5ed316d"
-    "0029" "003a"  # pre_shared_key, 58 bytes
-    "0015" "000f" "436c69656e745f6964656e74697479" "00000000"  # identity "Client_identity", age 0
-    "0021" "20" "db6d37b6b9a3b23943b5a3a45c3895946f8d27d7999152eacba8329c622465e9"  # binder
+    "0029 003a"  # pre_shared_key, 58 bytes
+    "0015 000f 436c69656e745f6964656e74697479 00000000"  # identity "Client_identity", age 0
+    "0021 20 db6d37b6b9a3b23943b5a3a45c3895946f8d27d7999152eacba8329c622465e9"  # binder
 )
 PSK_CH_EXTENSION_TYPES = (11, 10, 35, 22, 23, 13, 43, 45, 51, 41)
 
@@ -309,29 +311,29 @@ EARLY_DATA_CLIENT_HELLO = bytes.fromhex(
     "003e"  # 31 cipher suites
     "c02cc030009fcca9cca8ccaac02bc02f009ec024c028006bc023c0270067c00ac0140039c009c0130033"
     "009d009c130213031301003d003c0035002f00ff"
-    "01" "00"  # compression_methods: [null]
+    "01 00"  # compression_methods: [null]
     "0177"  # extensions length 375
-    "000b" "0004" "03000102"  # ec_point_formats
-    "000a" "000a" "0008" "001d" "0017" "0019" "0018"  # supported_groups
-    "0023" "0000"  # session_ticket
-    "000d" "0020" "001e"  # signature_algorithms, 15 of them
+    "000b 0004 03000102"  # ec_point_formats
+    "000a 000a 0008 001d 0017 0019 0018"  # supported_groups
+    "0023 0000"  # session_ticket
+    "000d 0020 001e"  # signature_algorithms, 15 of them
     "040305030603080408050806040105010601020302010202040205020602"
-    "0016" "0000"  # encrypt_then_mac
-    "0017" "0000"  # extended_master_secret
-    "002b" "0009" "08" "7f13" "0303" "0302" "0301"  # supported_versions: draft 19, 1.2-1.0
-    "002d" "0003" "02" "0100"  # psk_key_exchange_modes: psk_dhe_ke, psk_ke
-    "0028" "0026" "0024" "001d" "0020"  # key_share (draft code 40): x25519
+    "0016 0000"  # encrypt_then_mac
+    "0017 0000"  # extended_master_secret
+    "002b 0009 08 7f13 0303 0302 0301"  # supported_versions: draft 19, 1.2-1.0
+    "002d 0003 02 0100"  # psk_key_exchange_modes: psk_dhe_ke, psk_ke
+    "0028 0026 0024 001d 0020"  # key_share (draft code 40): x25519
     "4a439fb833a0825dcdc75bc05148a405625539e4982726670a2d20d5eaab3d25"
-    "002a" "0000"  # early_data
-    "0029" "00eb"  # pre_shared_key, 235 bytes: one 176-byte ticket identity and a binder
-    "00b6" "00b0"
+    "002a 0000"  # early_data
+    "0029 00eb"  # pre_shared_key, 235 bytes: one 176-byte ticket identity and a binder
+    "00b6 00b0"
     "01f38812aeeb1301ed5dcf0b8fadf2c1499f2dfae1989fb78240814f720ebefca3bc8f0386f18eaed7e5a2"
     "eef3deb7a5f65ceb185e4943506d217c09e04e45e80fdaf8f2a87384173ee5d9211909fedba83705d7d036"
     "4a47ebadf9f8133f23dce74aad14bf532e98d8d27201efc50c5fdfc95b37a76ca7a0b5da831610a1dbe23c"
     "6afe4e3d7555d3f35b0231b1ffccbb5a1dab143dca8007216406bec690949253cf758e925f2fc9f048f3d0"
     "faebb626"
     "545f6d35"  # obfuscated_ticket_age
-    "0031" "30"  # binders: one of 48 bytes
+    "0031 30"  # binders: one of 48 bytes
     "dc4a24004c1287923977456564bdf6cb340469703595e258ca5b4b787dad4859aeabed7ab3ca4b3da00945"
     "520a8d4fe4"
 )
@@ -342,26 +344,26 @@ EARLY_DATA_CLIENT_HELLO = bytes.fromhex(
 PSK_SERVER_HELLO = bytes.fromhex(
     "0303"  # legacy_version
     "b5c382fec724ef8cd7cbf7a8bccd28d6c0c4c764265fd8fa5f91280e0f0d847d"  # random
-    "20" "47842bdf2e7f78998c7543fd4ca8562e3ce6af1e89a987dc569ba332abfddb9f"  # echoed session id
+    "20 47842bdf2e7f78998c7543fd4ca8562e3ce6af1e89a987dc569ba332abfddb9f"  # echoed session id
     "1303"  # TLS_CHACHA20_POLY1305_SHA256
     "00"  # compression null
     "0034"  # extensions length 52
-    "002b" "0002" "0304"  # supported_versions: TLS 1.3
-    "0033" "0024" "001d" "0020"  # key_share: x25519
+    "002b 0002 0304"  # supported_versions: TLS 1.3
+    "0033 0024 001d 0020"  # key_share: x25519
     "05943475c0f2ad77f5a4d7b349a75a29a027927e4f7fde8323dbc536a1930b0e"
-    "0029" "0002" "0000"  # pre_shared_key: selected identity 0
+    "0029 0002 0000"  # pre_shared_key: selected identity 0
 )
 
 # HelloRetryRequest: /work/shared/corpus/zeek/hrr.pcap frame 6 (zeek, BSD-3-Clause).
 HRR_SERVER_HELLO = bytes.fromhex(
     "0303"  # legacy_version
     "cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c"  # the HRR random
-    "20" "1a6bb8368add0e28015bd6cced648236f49e2407f19653ac1fdd1ffa48bfaecd"  # session id
+    "20 1a6bb8368add0e28015bd6cced648236f49e2407f19653ac1fdd1ffa48bfaecd"  # session id
     "1302"  # TLS_AES_256_GCM_SHA384
     "00"  # compression null
     "000c"  # extensions length 12
-    "002b" "0002" "0304"  # supported_versions: TLS 1.3
-    "0033" "0002" "0017"  # key_share: selected_group secp256r1 (no key)
+    "002b 0002 0304"  # supported_versions: TLS 1.3
+    "0033 0002 0017"  # key_share: selected_group secp256r1 (no key)
 )
 
 # TLS 1.3 draft-18 ServerHello: /work/shared/corpus/arkime/tls13.pcap frame 6 (arkime,
@@ -371,7 +373,7 @@ DRAFT18_SERVER_HELLO = bytes.fromhex(
     "3ef1609fd3f4fa8668aac5822d500fb0639b22671d0fb7258597355795511bf6"  # random
     "1301"  # TLS_AES_128_GCM_SHA256
     "0028"  # extensions length 40
-    "0028" "0024" "001d" "0020"  # key_share (draft code 40): x25519
+    "0028 0024 001d 0020"  # key_share (draft code 40): x25519
     "ae0e282a3b7a463e71064ecbaf671586e979b0edbebf7a4735c31678c70f660c"
 )
 
@@ -380,12 +382,12 @@ DRAFT18_SERVER_HELLO = bytes.fromhex(
 ILLUSTRATED13_SERVER_HELLO = bytes.fromhex(
     "0303"  # legacy_version
     "707172737475767778797a7b7c7d7e7f808182838485868788898a8b8c8d8e8f"  # random
-    "20" "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"  # session id
+    "20 e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff"  # session id
     "1302"  # TLS_AES_256_GCM_SHA384
     "00"  # compression null
     "002e"  # extensions length 46
-    "002b" "0002" "0304"  # supported_versions: TLS 1.3
-    "0033" "0024" "001d" "0020"  # key_share: x25519
+    "002b 0002 0304"  # supported_versions: TLS 1.3
+    "0033 0024 001d 0020"  # key_share: x25519
     "9fd7ad6dcff4298dd3f96d5b1b2af910a0535b1488d7f8fabb349a982880b615"
 )
 
@@ -394,25 +396,25 @@ ILLUSTRATED13_SERVER_HELLO = bytes.fromhex(
 # Built by hand (TLS 1.2 layout): two fake "certificates" so every length prefix is visible.
 CERTIFICATE_TLS12 = bytes.fromhex(
     "00000c"  # certificate_list length 12
-    "000003" "300100"  # ASN.1Cert 1
-    "000003" "300102"  # ASN.1Cert 2
+    "000003 300100"  # ASN.1Cert 1
+    "000003 300102"  # ASN.1Cert 2
 )
 
 # Built by hand (TLS 1.3 layout, RFC 8446 4.4.2): request context, CertificateEntry with
 # extensions. (Real TLS 1.3 Certificate messages are encrypted on the wire.)
 CERTIFICATE_TLS13 = bytes.fromhex(
-    "02" "abcd"  # certificate_request_context
+    "02 abcd"  # certificate_request_context
     "000016"  # certificate_list length 22
-    "000003" "300100"  # cert_data 1
-    "0005" "0005" "0001" "01"  # extensions: status_request with 1 byte (opaque here)
-    "000004" "30020500"  # cert_data 2
+    "000003 300100"  # cert_data 1
+    "0005 0005 0001 01"  # extensions: status_request with 1 byte (opaque here)
+    "000004 30020500"  # cert_data 2
     "0000"  # no extensions
 )
 
 # SSL 3.0 CertificateRequest (same layout as TLS 1.0/1.1): /work/shared/corpus/arkime/
 # ssl-selfsign.pcap frame 7 (arkime, Apache-2.0).
 CERTIFICATE_REQUEST_SSL3 = bytes.fromhex(
-    "02" "01" "02"  # certificate_types: rsa_sign, dss_sign
+    "02 01 02"  # certificate_types: rsa_sign, dss_sign
     "002b"  # certificate_authorities length 43
     "0029"  # one DistinguishedName of 41 bytes: CN=MO, O=LO, C=CH
     "3027310b3009060355040313024d4f310b3009060355040a13024c4f310b3009060355040613024348"
@@ -422,10 +424,10 @@ SSL3_AUTHORITY = CERTIFICATE_REQUEST_SSL3[7:]
 # TLS 1.2 CertificateRequest: /work/shared/corpus/zeek/client-certificate.pcap frame 11 (zeek,
 # BSD-3-Clause).
 CERTIFICATE_REQUEST_TLS12 = bytes.fromhex(
-    "03" "01" "02" "40"  # certificate_types: rsa_sign, dss_sign, ecdsa_sign
+    "03 01 02 40"  # certificate_types: rsa_sign, dss_sign, ecdsa_sign
     "0028"  # supported_signature_algorithms, 20 of them
-    "0403" "0503" "0603" "0807" "0808" "0809" "080a" "080b" "0804" "0805"
-    "0806" "0401" "0501" "0601" "0303" "0301" "0302" "0402" "0502" "0602"
+    "0403 0503 0603 0807 0808 0809 080a 080b 0804 0805"
+    "0806 0401 0501 0601 0303 0301 0302 0402 0502 0602"
     "0000"  # no certificate_authorities
 )
 TLS12_REQUEST_SIGALGS = (
@@ -436,9 +438,9 @@ TLS12_REQUEST_SIGALGS = (
 # Built by hand (TLS 1.3 layout, RFC 8446 4.3.2).
 CERTIFICATE_REQUEST_TLS13 = bytes.fromhex(
     "00"  # empty certificate_request_context
-    "0012"  # extensions length 18
-    "000d" "0008" "0006" "0403" "0804" "0401"  # signature_algorithms
-    "002f" "0006" "0004" "0002" "3000"  # certificate_authorities: one (fake) 2-byte name
+    "0016"  # extensions length 22
+    "000d 0008 0006 0403 0804 0401"  # signature_algorithms
+    "002f 0006 0004 0002 3000"  # certificate_authorities: one (fake) 2-byte name
 )
 
 # ---- SSLv2 ------------------------------------------------------------------------------------
@@ -478,8 +480,7 @@ SSLV2_CLIENT_MASTER_KEY_HEAD = bytes.fromhex(
 # The client's first encrypted record in the same capture (frame 10): an SSLv2 record with a
 # 3-byte header (MSB of the first byte clear: length 0x28 = 40, 7 of them padding).
 SSLV2_ENCRYPTED_3BYTE_RECORD = bytes.fromhex(
-    "0028" "07"
-    "3edf91c840854389be2ff9dbcf9045767af7e7bb69d2014d15efc59056aa888452db6732af4f3269"
+    "0028 073edf91c840854389be2ff9dbcf9045767af7e7bb69d2014d15efc59056aa888452db6732af4f3269"
 )
 
 # Built by hand: an SSLv2 SERVER-HELLO with a tiny stand-in certificate.
@@ -492,6 +493,6 @@ SSLV2_SERVER_HELLO = bytes.fromhex(
     "0006"  # cipher_specs length 6
     "0010"  # connection_id length 16
     "30020500"  # "certificate"
-    "0700c0" "010080"  # cipher kinds
+    "0700c0 010080"  # cipher kinds
     "000102030405060708090a0b0c0d0e0f"  # connection_id
 )

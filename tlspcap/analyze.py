@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,6 +16,8 @@ from tlspcap.capture.decode import segment_decoder
 from tlspcap.capture.model import Packet, TcpSegment
 from tlspcap.capture.reader import CaptureReader
 from tlspcap.errors import CaptureError
+from tlspcap.keylog import KeyLog
+from tlspcap.session import TlsSession
 from tlspcap.tcp.tracker import ConnectionTracker, TcpConnection
 
 Decoder = Callable[[Packet], TcpSegment | None]
@@ -41,10 +44,17 @@ class CaptureResult:
     last_ts: float | None = None
     secrets: list[tuple[int, bytes]] = field(default_factory=list)
     """pcapng Decryption Secrets Blocks found in the file."""
+    keylog_secrets: int = 0
+    """Secrets the connections could be decrypted with (given key log plus the file's DSBs)."""
 
 
-def analyze_stream(stream: BinaryIO, name: str) -> CaptureResult:
-    """Analyse a capture held in a binary stream."""
+def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) -> CaptureResult:
+    """Analyse a capture held in a binary stream.
+
+    ``keylog`` (e.g. from ``--keylog``) decrypts the connections it has secrets for; the TLS key
+    log text of the file's own pcapng Decryption Secrets Blocks is added to it as the blocks are
+    read (for this file only: ``keylog`` itself is not modified).
+    """
     result = CaptureResult(file=name)
     try:
         reader = CaptureReader(stream)
@@ -52,11 +62,16 @@ def analyze_stream(stream: BinaryIO, name: str) -> CaptureResult:
         result.error = str(exc)
         return result
     result.format = reader.format
-    tracker = ConnectionTracker()
+    secrets = keylog.copy() if keylog is not None else KeyLog()
+    secrets_used = 0
+    tracker = ConnectionTracker(partial(TlsSession, keylog=secrets))
     decoders: dict[int, Decoder | None] = {}
     unsupported: dict[int, str] = {}
     decoded_any = False
     for packet in reader.packets():
+        if len(reader.secrets) > secrets_used:  # DSBs come before the packets they unlock
+            secrets.add_secrets_blocks(reader.secrets[secrets_used:])
+            secrets_used = len(reader.secrets)
         result.packets += 1
         if result.first_ts is None:
             result.first_ts = packet.ts
@@ -76,6 +91,7 @@ def analyze_stream(stream: BinaryIO, name: str) -> CaptureResult:
     result.anomalies = reader.anomalies + tracker.anomalies + result.anomalies
     result.truncated = reader.truncated
     result.secrets = list(reader.secrets)
+    result.keylog_secrets = len(secrets)
     if unsupported and not decoded_any:
         result.error = "; ".join(unsupported.values())
     return result
@@ -99,11 +115,14 @@ def _decoder_for(
         return None
 
 
-def analyze_file(path: Path) -> CaptureResult:
-    """Analyse one capture file; an unreadable file gives a result with ``error`` set."""
+def analyze_file(path: Path, keylog: KeyLog | None = None) -> CaptureResult:
+    """Analyse one capture file; an unreadable file gives a result with ``error`` set.
+
+    ``keylog`` holds secrets to decrypt TLS with (see :func:`analyze_stream`).
+    """
     try:
         with path.open("rb") as stream:
-            return analyze_stream(stream, str(path))
+            return analyze_stream(stream, str(path), keylog)
     except OSError as exc:
         return CaptureResult(file=str(path), error=f"cannot read file: {exc.strerror or exc}")
     except Exception as exc:  # a tlspcap bug: report it for this file, keep the others going

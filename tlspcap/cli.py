@@ -1,19 +1,43 @@
-"""The command line: argument handling and rendering only; the work is in tlspcap.analyze."""
+"""The command line: argument handling, file output and printing; the work is elsewhere.
+
+``tlspcap analyze`` finds the captures (:func:`tlspcap.analyze.find_captures`), analyses them in
+parallel (:mod:`tlspcap.batch`), filters the connections and renders the reports
+(:mod:`tlspcap.report`).
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import sys
+import time
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
-from tlspcap.analyze import analyze_file, find_captures
-from tlspcap.diagnosis.certcheck import TrustStore, load_pem_roots
-from tlspcap.diagnosis.engine import Options, default_trust, diagnose_capture
+from tlspcap import batch
+from tlspcap.analyze import find_captures
+from tlspcap.diagnosis.certcheck import load_pem_roots
 from tlspcap.errors import TlspcapError
-from tlspcap.report import jsonfmt, text
+from tlspcap.keylog import parse_keylog
+from tlspcap.report.html import render_html
+from tlspcap.report.markdown import render_markdown
+from tlspcap.report.summary import (
+    FileReport,
+    Filters,
+    Totals,
+    apply_filters,
+    json_document,
+    parse_server_filter,
+    render_text,
+    summary_csv,
+    summary_json,
+    totals,
+    totals_csv,
+)
 from tlspcap.serverconf import expand_cipher_string, parse_nginx_conf, parse_protocols
 
 EXIT_OK = 0
@@ -23,6 +47,13 @@ EXIT_FAILURES = 1
 EXIT_ERROR = 2
 """Usage error, or a file could not be read."""
 
+FORMATS = ("text", "json", "html", "markdown")
+"""Report formats, as ``--format`` spells them."""
+_ALIASES = {"md": "markdown", "txt": "text", "htm": "html"}
+EXTENSIONS = {"text": "txt", "json": "json", "html": "html", "markdown": "md"}
+"""File name extension of each format's per-capture report in ``--out``."""
+RESERVED_NAMES = frozenset(("summary.json", "summary.csv", "totals.csv"))
+
 app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -30,11 +61,12 @@ app = typer.Typer(
 )
 
 
-class Format(StrEnum):
-    """Output formats."""
+class ColorMode(StrEnum):
+    """When the text report is coloured."""
 
-    text = "text"
-    json = "json"
+    auto = "auto"
+    always = "always"
+    never = "never"
 
 
 @app.callback()
@@ -42,10 +74,72 @@ def _root() -> None:
     """tlspcap: offline TLS handshake failure analysis."""
 
 
-@app.command()
+_EPILOG = (
+    "Exit status: 0 no failed handshake among the connections reported; 1 at least one failed "
+    "handshake; 2 usage error or an input that could not be read (the other files are still "
+    "analysed and reported)."
+)
+
+
+@app.command(epilog=_EPILOG)
 def analyze(
-    paths: Annotated[list[Path], typer.Argument(help="Capture files or directories.")],
-    fmt: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.text,
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Capture files or directories (walked for .pcap, .pcapng, .cap and their .gz; "
+            "other files there are skipped and counted)."
+        ),
+    ],
+    formats: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Report format: text, json, html or markdown (md). Repeat the option or give a "
+            "comma list (--format html,json) to write several; several formats need --out. "
+            "Default: text.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Directory to write one report per capture and format into, plus summary.json, "
+            "summary.csv (one row per connection) and totals.csv; stdout then gets the summary.",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Files analysed in parallel (default: CPUs)."),
+    ] = None,
+    only_failures: Annotated[
+        bool, typer.Option("--only-failures", help="Report only connections that failed.")
+    ] = False,
+    server: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--server",
+            help="Only connections to HOST[:PORT] (HOST: the server address or the SNI; "
+            "':PORT' alone; IPv6 in brackets before a port). Repeatable.",
+        ),
+    ] = None,
+    sni: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sni", help="Only connections whose SNI matches NAME ('*.example.com'). Repeatable."
+        ),
+    ] = None,
+    keylog: Annotated[
+        Path | None,
+        typer.Option("--keylog", help="SSLKEYLOGFILE to decrypt TLS 1.3 handshakes with."),
+    ] = None,
+    color: Annotated[
+        ColorMode,
+        typer.Option(
+            "--color", help="Colour the text report: auto (on a terminal), always, never."
+        ),
+    ] = ColorMode.auto,
     ca_bundle: Annotated[
         Path | None, typer.Option("--ca-bundle", help="Extra trust anchors (PEM).")
     ] = None,
@@ -68,55 +162,216 @@ def analyze(
         typer.Option("--nginx-conf", help="nginx config to read ssl_protocols/ssl_ciphers from."),
     ] = None,
 ) -> None:
-    """Analyse captures and print, per TLS connection, what happened and why it failed."""
+    """Analyse captures: a summary, then why each failed TLS connection failed."""
     try:
-        opts = _options(ca_bundle, host, server_ciphers, server_protocols, nginx_conf)
-    except (TlspcapError, OSError, ValueError) as exc:
-        typer.echo(f"tlspcap: {exc}", err=True)
-        raise typer.Exit(EXIT_ERROR) from None
-    files, _skipped = find_captures(paths)
-    if not files:
-        typer.echo("tlspcap: no capture files found", err=True)
-        raise typer.Exit(EXIT_ERROR)
-    results = [analyze_file(f) for f in files]
-    verdicts = [diagnose_capture(r, opts) for r in results]
-    if fmt is Format.json:
-        typer.echo(jsonfmt.render(results, verdicts))
-    else:
-        typer.echo(
-            "\n\n".join(text.render_capture(r, v) for r, v in zip(results, verdicts, strict=True))
+        fmts = parse_formats(formats or [])
+        if len(fmts) > 1 and out is None:
+            raise ValueError("several formats need --out DIR")
+        filters = Filters(
+            only_failures=only_failures,
+            servers=tuple(parse_server_filter(s) for s in server or []),
+            snis=tuple(sni or []),
         )
-    for r in results:
-        if r.error:
-            typer.echo(f"tlspcap: {r.file}: {r.error}", err=True)
-    if any(r.error for r in results):
+        settings = _settings(ca_bundle, host, server_ciphers, server_protocols, nginx_conf, keylog)
+    except (TlspcapError, OSError, ValueError) as exc:
+        _err(f"tlspcap: {exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+    files, skipped = find_captures(paths)
+    if not files:
+        _err("tlspcap: no capture files found")
         raise typer.Exit(EXIT_ERROR)
-    failed = any(v.outcome == "failed" for vs in verdicts for v in vs)
-    raise typer.Exit(EXIT_FAILURES if failed else EXIT_OK)
+    sizes = [_size(f) for f in files]
+    progress = Progress(sizes, sys.stderr, enabled=_isatty(sys.stderr))
+    reports = batch.run(files, settings, jobs, sizes, progress.update)
+    progress.finish()
+    for r in reports:
+        if r.error:
+            _err(f"tlspcap: {r.file}: {r.error}")
+    shown, hidden = apply_filters(reports, filters)
+    t = totals(shown, skipped=skipped, hidden=hidden)
+    colour = color is ColorMode.always or (
+        color is ColorMode.auto and _isatty(sys.stdout) and not os.environ.get("NO_COLOR")
+    )
+    if out is None:
+        typer.echo(render(fmts[0], shown, t, colour), color=colour)
+    else:
+        try:
+            written = write_reports(out, fmts, shown, t)
+        except OSError as exc:
+            _err(f"tlspcap: --out {out}: {exc.strerror or exc}")
+            raise typer.Exit(EXIT_ERROR) from None
+        typer.echo(render("text", [], t, colour).rstrip("\n"), color=colour)
+        count = sum(len(v) for v in written.values())
+        typer.echo(f"wrote {count} report(s), summary.json, summary.csv, totals.csv to {out}")
+    raise typer.Exit(exit_code(reports, t))
 
 
-def _options(
+def exit_code(reports: Sequence[FileReport], t: Totals) -> int:
+    """2 when a file could not be read, else 1 when a reported handshake failed, else 0."""
+    if any(r.error for r in reports):
+        return EXIT_ERROR
+    return EXIT_FAILURES if t.failed else EXIT_OK
+
+
+def parse_formats(values: Sequence[str]) -> list[str]:
+    """``--format`` values (repeated and/or comma lists) as format names, in order, once each."""
+    fmts: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            name = part.strip().lower()
+            if not name:
+                continue
+            name = _ALIASES.get(name, name)
+            if name not in FORMATS:
+                raise ValueError(f"--format {part.strip()!r}: choose from {', '.join(FORMATS)}")
+            if name not in fmts:
+                fmts.append(name)
+    return fmts or ["text"]
+
+
+def render(fmt: str, reports: Sequence[FileReport], t: Totals, colour: bool = False) -> str:
+    """One report in ``fmt`` for ``reports``."""
+    if fmt == "json":
+        return json_document(reports)
+    if fmt == "html":
+        return render_html(reports, t)
+    if fmt == "markdown":
+        return render_markdown(reports, t)
+    return render_text(reports, t, colour)
+
+
+def write_reports(
+    out: Path, fmts: Sequence[str], reports: Sequence[FileReport], t: Totals
+) -> dict[str, list[str]]:
+    """Write one report per capture and format, and the summaries; return the names written."""
+    out.mkdir(parents=True, exist_ok=True)
+    used: set[str] = set(RESERVED_NAMES)
+    written: dict[str, list[str]] = {}
+    for r in reports:
+        stem = _unique(_safe_name(Path(r.file).name), used)
+        one = totals([r])
+        names = written.setdefault(r.file, [])
+        for fmt in fmts:
+            name = f"{stem}.{EXTENSIONS[fmt]}"
+            text = render(fmt, [r], one)
+            (out / name).write_text(text if text.endswith("\n") else text + "\n", "utf-8")
+            names.append(name)
+    (out / "summary.json").write_text(summary_json(reports, t, written) + "\n", "utf-8")
+    (out / "summary.csv").write_text(summary_csv(reports), "utf-8", newline="")
+    (out / "totals.csv").write_text(totals_csv(t), "utf-8", newline="")
+    return written
+
+
+def _safe_name(name: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
+    return safe[:150] or "capture"
+
+
+def _unique(stem: str, used: set[str]) -> str:
+    candidate, n = stem, 1
+    while any(f"{candidate}.{ext}" in used for ext in EXTENSIONS.values()) or candidate in used:
+        n += 1
+        candidate = f"{stem}-{n}"
+    used.add(candidate)
+    used.update(f"{candidate}.{ext}" for ext in EXTENSIONS.values())
+    return candidate
+
+
+class Progress:
+    """``files, bytes, ETA`` on stderr, rewritten in place; only when stderr is a terminal."""
+
+    def __init__(self, sizes: Sequence[int], stream: TextIO, enabled: bool) -> None:
+        """Track ``sizes`` (bytes per file) on ``stream``."""
+        self.sizes = list(sizes)
+        self.total = sum(self.sizes)
+        self.stream = stream
+        self.enabled = enabled
+        self.files_done = 0
+        self.bytes_done = 0
+        self.start = time.monotonic()
+
+    def update(self, index: int, report: FileReport) -> None:
+        """A file finished."""
+        self.files_done += 1
+        self.bytes_done += self.sizes[index]
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.start
+        eta = ""
+        if 0 < self.bytes_done < self.total and elapsed > 0:
+            eta = f", ETA {(self.total - self.bytes_done) * elapsed / self.bytes_done:.0f}s"
+        line = (
+            f"tlspcap: {self.files_done}/{len(self.sizes)} files, "
+            f"{_mb(self.bytes_done)}/{_mb(self.total)}{eta}"
+        )
+        self.stream.write("\r\x1b[K" + line)
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """Clear the progress line."""
+        if self.enabled and self.files_done:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _err(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _settings(
     ca_bundle: Path | None,
     host: str | None,
     server_ciphers: str | None,
     server_protocols: str | None,
     nginx_conf: Path | None,
-) -> Options:
-    """Turn the command line's server knowledge and trust options into diagnosis options."""
-    opts = Options(host=host)
+    keylog: Path | None,
+) -> batch.Settings:
+    """Read the option files and turn the server knowledge into worker settings."""
+    ca_pem = None
     if ca_bundle is not None:
-        extra = load_pem_roots(ca_bundle.read_bytes())
-        if not extra:
+        ca_pem = ca_bundle.read_bytes()
+        if not load_pem_roots(ca_pem):
             raise TlspcapError(f"--ca-bundle {ca_bundle}: no PEM certificate in it")
-        opts.trust = TrustStore(extra + default_trust().roots)
+    protocols: frozenset[int] | None = None
+    ciphers: frozenset[int] | None = None
     if nginx_conf is not None:
         protocols, ciphers = parse_nginx_conf(nginx_conf.read_text(errors="replace"))
-        opts.server_protocols, opts.server_ciphers = protocols, ciphers
     if server_ciphers is not None:
-        opts.server_ciphers = expand_cipher_string(server_ciphers)
+        ciphers = expand_cipher_string(server_ciphers)
     if server_protocols is not None:
-        opts.server_protocols = parse_protocols(server_protocols)
-    return opts
+        protocols = parse_protocols(server_protocols)
+    kl = None
+    if keylog is not None:
+        kl = parse_keylog(keylog.read_text("utf-8", errors="replace"))
+        if not len(kl):
+            raise TlspcapError(
+                f"--keylog {keylog}: no TLS secret in it ({kl.skipped} lines skipped)"
+            )
+    return batch.Settings(
+        ca_pem=ca_pem,
+        host=host,
+        server_ciphers=ciphers,
+        server_protocols=protocols,
+        keylog=kl,
+    )
 
 
 def main() -> None:

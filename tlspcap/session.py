@@ -16,6 +16,17 @@ negotiated so far:
 
 Which side is the client is decided by who sent the first ClientHello (or ServerHello), else by
 the TCP SYN. Everything is recorded by direction index and rendered with roles at the end.
+
+With a :class:`~tlspcap.keylog.KeyLog` holding secrets for the connection's client random,
+encrypted records are decrypted (:mod:`tlspcap.tls.decrypt`) and read like plaintext ones:
+handshake messages go through the same assembler and dispatch, alerts are recorded with
+``encrypted=True`` and their level and description, application data is counted. The keys of a
+direction are looked up at its first encrypted record. TLS 1.3: the handshake traffic secret
+until the side's Finished, then its ``*_TRAFFIC_SECRET_0`` (each KeyUpdate moves to the next
+secret); without the next secret the rest of the direction stays undecrypted. TLS <= 1.2: the
+``CLIENT_RANDOM`` master secret, keys derived again at each ChangeCipherSpec. A record that does
+not authenticate is a ``decryption_failed`` anomaly and ends decryption of that direction. A
+direction without keys is handled exactly as without a key log (record sizes only).
 """
 
 from __future__ import annotations
@@ -24,8 +35,16 @@ from dataclasses import dataclass, field
 
 from tlspcap.anomaly import Anomaly
 from tlspcap.errors import DecodeError
+from tlspcap.keylog import CLIENT_RANDOM, KeyLog
 from tlspcap.tcp.reassembly import Gap, Piece
 from tlspcap.tls import codec
+from tlspcap.tls.decrypt import (
+    TLS13_SUITES,
+    DecryptError,
+    Tls12RecordDecryptor,
+    Tls13RecordDecryptor,
+    tls12_decryptors,
+)
 from tlspcap.tls.handshake import HandshakeAssembler, HandshakeMessage
 from tlspcap.tls.messages import (
     Alert,
@@ -43,7 +62,7 @@ from tlspcap.tls.records import (
     Record,
     RecordReader,
 )
-from tlspcap.tls.registry import cipher_properties
+from tlspcap.tls.registry import cipher_name, cipher_properties
 
 HISTORY_LETTERS = {
     0: "H", 1: "C", 2: "S", 3: "V", 4: "T", 5: "E", 8: "O", 11: "X", 12: "K", 13: "R",
@@ -53,11 +72,21 @@ HISTORY_LETTERS = {
 MAX_HISTORY = 100
 MAX_ENCRYPTED_LOG = 64
 """Encrypted records remembered per connection for size/order heuristics."""
+APPLICATION_PREVIEW = 256
+"""Bytes of decrypted application data kept per side."""
+EXT_ENCRYPT_THEN_MAC = 22
+HS_FINISHED = 20
+HS_KEY_UPDATE = 24
 
 
 def is_tls13(version: int) -> bool:
     """TLS 1.3 or one of its drafts (0x7fXX) / Facebook variants (0xfbXX)."""
     return version == 0x0304 or version >> 8 in (0x7F, 0xFB)
+
+
+def _tls13_decryptable(version: int) -> bool:
+    """TLS 1.3 versions whose record protection is RFC 8446's (final, drafts 25-28)."""
+    return version == 0x0304 or 0x7F19 <= version <= 0x7F1C
 
 
 @dataclass(slots=True)
@@ -89,12 +118,33 @@ class Side:
     certificates: list[CertificateMessage] = field(default_factory=list)
     last_frame: int | None = None
     """Last frame that carried TLS bytes from this side."""
+    decrypted_records: int = 0
+    """Encrypted records of this side decrypted with key-log secrets."""
+    finished_frame: int | None = None
+    """Frame of this side's first Finished message (seen only in plaintext or decrypted)."""
+    application_preview: bytes = b""
+    """First bytes of the side's decrypted application data (e.g. an HTTP status line)."""
+
+
+@dataclass(slots=True)
+class _Keys:
+    """Decryption state of one direction."""
+
+    decryptor: Tls13RecordDecryptor | Tls12RecordDecryptor
+    next_secret: bytes | None = None
+    """TLS 1.3: the application traffic secret to switch to after this side's Finished."""
+    after_finished: bool = False
+    """TLS 1.3: the side's Finished was read (KeyUpdate applies from here)."""
 
 
 class TlsSession:
     """Accumulates the TLS facts of one TCP connection (see the module docstring)."""
 
-    def __init__(self, endpoints: tuple[tuple[bytes, int], tuple[bytes, int]]) -> None:
+    def __init__(
+        self,
+        endpoints: tuple[tuple[bytes, int], tuple[bytes, int]],
+        keylog: KeyLog | None = None,
+    ) -> None:
         self.endpoints = endpoints
         """(address, port) of direction 0's sender and of direction 1's sender."""
         self.client_dir = 0
@@ -119,6 +169,10 @@ class TlsSession:
         """Capture time of the segment being fed (set by the TCP layer)."""
         self.frame_times: dict[int, float] = {}
         """Capture time of each frame that completed a handshake message or alert."""
+        self.keylog = keylog
+        """Secrets to decrypt with (looked up when a direction's first encrypted record comes)."""
+        self._keys: list[_Keys | None] = [None, None]
+        self._keys_looked_up = [False, False]
 
     # ---- roles -------------------------------------------------------------------------
     @property
@@ -139,6 +193,11 @@ class TlsSession:
     def server(self) -> Side:
         """The server's side."""
         return self.sides[self.server_dir]
+
+    @property
+    def decrypted(self) -> bool:
+        """The key log had keys for this connection and at least one record was decrypted."""
+        return any(s.decrypted_records for s in self.sides)
 
     @property
     def is_tls(self) -> bool:
@@ -209,6 +268,8 @@ class TlsSession:
     def _record(self, direction: int, side: Side, record: Record) -> None:
         self._frame = record.frame
         ct = record.content_type
+        if side.encrypted and not record.sslv2 and self._decrypt(direction, side, record):
+            return
         if record.sslv2:
             self._sslv2(direction, side, record)
         elif ct == CT_CHANGE_CIPHER_SPEC:
@@ -217,6 +278,9 @@ class TlsSession:
                 side.ccs_frame = record.frame
             if self.version is not None and not is_tls13(self.version):
                 side.encrypted = True
+                # New keys from here (and again after a renegotiation).
+                self._keys[direction] = None
+                self._keys_looked_up[direction] = False
         elif ct == CT_ALERT:
             self._alert(direction, side, record)
         elif ct == CT_HANDSHAKE and not side.encrypted:
@@ -318,6 +382,10 @@ class TlsSession:
         elif t == 14:
             self.server_hello_done_frame = msg.frame
             self._letter(direction, "N")
+        elif t == HS_FINISHED:
+            if side.finished_frame is None:
+                side.finished_frame = msg.frame
+            self._letter(direction, "F")
         else:
             self._letter(direction, HISTORY_LETTERS.get(t, "Z"))
 
@@ -329,6 +397,138 @@ class TlsSession:
         if is_tls13(sh.version):
             for s in self.sides:
                 s.encrypted = True
+
+    # ---- decryption with key-log secrets -------------------------------------------------
+    def _decrypt(self, direction: int, side: Side, record: Record) -> bool:
+        """Decrypt and read an encrypted record; False when it must be read undecrypted."""
+        ct = record.content_type
+        if self._tls13:
+            if ct != CT_APPLICATION_DATA:
+                return False
+        elif self._null_cipher or ct not in (CT_ALERT, CT_HANDSHAKE, CT_APPLICATION_DATA):
+            return False
+        keys = self._keys[direction]
+        if keys is None:
+            if self._keys_looked_up[direction]:
+                return False
+            self._keys_looked_up[direction] = True
+            keys = self._keys[direction] = self._find_keys(direction)
+            if keys is None:
+                return False
+        try:
+            inner, plain = keys.decryptor.decrypt(ct, record.version, record.payload)
+        except DecryptError as exc:
+            self._keys[direction] = None
+            self.anomalies.append(
+                Anomaly(
+                    "decryption_failed",
+                    record.frame,
+                    f"{self.role(direction)} record {keys.decryptor.seq}: {exc}; "
+                    "the rest of this direction is left undecrypted",
+                )
+            )
+            return False
+        side.decrypted_records += 1
+        self._log_encrypted(direction, record)
+        if inner == CT_HANDSHAKE:
+            side.encrypted_handshake_records += 1
+            for msg in side.assembler.feed(plain, record.frame):
+                self._message(direction, side, msg)
+                if isinstance(keys.decryptor, Tls13RecordDecryptor):
+                    self._tls13_key_change(direction, keys, keys.decryptor, msg.msg_type)
+        elif inner == CT_ALERT:
+            self._decrypted_alert(direction, record, plain)
+        elif inner == CT_APPLICATION_DATA:
+            side.application_records += 1
+            side.application_bytes += len(plain)
+            if side.first_application_frame is None:
+                side.first_application_frame = record.frame
+            if len(side.application_preview) < APPLICATION_PREVIEW:
+                side.application_preview = (side.application_preview + plain)[:APPLICATION_PREVIEW]
+            self._letter(direction, "D", collapse=True)
+        elif inner == CT_HEARTBEAT:
+            self._letter(direction, "B")
+        else:
+            self.anomalies.append(
+                Anomaly("unknown_content_type", record.frame, f"decrypted content type {inner}")
+            )
+        return True
+
+    def _find_keys(self, direction: int) -> _Keys | None:
+        """Keys of a direction from the key log, or None (no key log, no secret, unsupported)."""
+        if self.keylog is None or not self.client_hellos or not self.server_hellos:
+            return None
+        client_random = self.client_hellos[-1].random
+        sh = self.server_hellos[-1]
+        version, cipher = self.version, self.cipher
+        if version is None or cipher is None:
+            return None
+        is_client = direction == self.client_dir
+        if is_tls13(version):
+            prefix = "CLIENT" if is_client else "SERVER"
+            secret = self.keylog.get(f"{prefix}_HANDSHAKE_TRAFFIC_SECRET", client_random)
+            if secret is None:
+                return None
+            suite = TLS13_SUITES.get(cipher)
+            if suite is None or not _tls13_decryptable(version):
+                self._unsupported(cipher, version)
+                return None
+            if len(secret) != suite.hash_length:
+                self.anomalies.append(
+                    Anomaly(
+                        "keylog_secret_mismatch",
+                        self._frame,
+                        f"{len(secret)}-byte handshake secret for {cipher_name(cipher)}",
+                    )
+                )
+                return None
+            app = self.keylog.get(f"{prefix}_TRAFFIC_SECRET_0", client_random)
+            return _Keys(Tls13RecordDecryptor(suite, secret), app)
+        master = self.keylog.get(CLIENT_RANDOM, client_random)
+        if master is None:
+            return None
+        etm = EXT_ENCRYPT_THEN_MAC in sh.extension_types
+        pair = tls12_decryptors(master, client_random, sh.random, cipher, version, etm)
+        if pair is None:
+            self._unsupported(cipher, version)
+            return None
+        return _Keys(pair[0] if is_client else pair[1])
+
+    def _unsupported(self, cipher: int, version: int) -> None:
+        if any(a.name == "decryption_unsupported" for a in self.anomalies):
+            return  # once per connection, not once per direction
+        self.anomalies.append(
+            Anomaly(
+                "decryption_unsupported",
+                self._frame,
+                f"the key log has secrets for this connection but {cipher_name(cipher)} "
+                f"(version 0x{version:04x}) cannot be decrypted",
+            )
+        )
+
+    def _tls13_key_change(
+        self, direction: int, keys: _Keys, decryptor: Tls13RecordDecryptor, msg_type: int
+    ) -> None:
+        """After a side's Finished its application secret applies; after KeyUpdate the next."""
+        if msg_type == HS_FINISHED and not keys.after_finished:
+            keys.after_finished = True
+            if keys.next_secret is None or len(keys.next_secret) != decryptor.suite.hash_length:
+                self._keys[direction] = None  # no application secret: stop here
+            else:
+                decryptor.rekey(keys.next_secret)
+        elif msg_type == HS_KEY_UPDATE and keys.after_finished:
+            decryptor.key_update()
+
+    def _decrypted_alert(self, direction: int, record: Record, plain: bytes) -> None:
+        self._letter(direction, "L")
+        if len(plain) % 2 or not plain:
+            self.anomalies.append(
+                Anomaly("malformed_alert", record.frame, f"decrypted alert of {len(plain)} bytes")
+            )
+            return
+        for i in range(0, len(plain), 2):
+            alert = Alert(record.frame, "", plain[i], plain[i + 1], True, len(record.payload))
+            self._alerts.append((direction, alert))
 
     def _sslv2(self, direction: int, side: Side, record: Record) -> None:
         kind = record.payload[:1]

@@ -13,9 +13,13 @@ PSH = 0x08
 ACK = 0x10
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Packet:
-    """One packet record of a capture file, before any decoding."""
+    """One packet record of a capture file, before any decoding.
+
+    Not frozen: a frozen dataclass's ``__init__`` costs about five times more, and one of these
+    is made per packet. Treat instances as read-only values all the same.
+    """
 
     frame: int
     """1-based position of the packet in the file: the number Wireshark shows."""
@@ -29,9 +33,12 @@ class Packet:
     """Length of the packet on the wire; larger than ``len(data)`` when snaplen cut it."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TcpSegment:
-    """A decoded TCP segment with its addressing, as the TCP layer needs it."""
+    """A decoded TCP segment with its addressing, as the TCP layer needs it.
+
+    Not frozen, for speed (one per TCP packet); treat instances as read-only values.
+    """
 
     frame: int
     """1-based frame number of the packet that carried it."""

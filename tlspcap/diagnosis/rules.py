@@ -36,7 +36,6 @@ CERT_COMPLAINTS = {42, 43, 44, 45, 46, 48, 49, 51, 116}
 
 ALERT_ONLY_CAUSES = {
     A_CERT_EXPIRED: ("expired_certificate", ""),
-    A_UNKNOWN_CA: ("unknown_ca", " (it may also be an intermediate missing from the chain)"),
 }
 """Client alerts precise enough to name a cause when the certificate itself is encrypted."""
 
@@ -226,7 +225,7 @@ def _server_alert(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> Ve
         v.cause = "unrecognized_name"
         v.add(ch.frame, f"the client asked for {ch.sni!r}, a name the server does not serve")
         return v
-    if _cipher_explains(ctx, v, ch):
+    if _cipher_explains(ctx, v, ch, alert):
         return v
     if _sni_explains(ctx, v, ch, alert):
         return v
@@ -259,6 +258,12 @@ def _sni_explains(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert | None
         if facts.answered_without_sni is not None:
             return False
         v.cause = "sni_missing"
+        if d is None:
+            v.add(
+                None,
+                "no other explanation is visible; servers that need SNI often just "
+                "close or reset on a hello without it (an inference: check the server)",
+            )
         if d == A_HANDSHAKE_FAILURE:
             v.add(
                 None,
@@ -318,17 +323,36 @@ def _real_suites(ch: ClientHello) -> list[int]:
     return [c for c in ch.cipher_suites if not is_grease(c) and c not in (0x00FF, 0x5600)]
 
 
-def _cipher_explains(ctx: Context, v: Verdict, ch: ClientHello) -> bool:
-    server = set(ctx.opts.server_ciphers or ())
-    source = "the server's configured list"
-    if not server:
-        return False
+def _cipher_explains(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert | None = None) -> bool:
+    """The offered suites against the server's: configured (proof) or chosen for others."""
     offered = set(_real_suites(ch))
-    if offered & server:
+    configured = set(ctx.opts.server_ciphers or ())
+    if configured:
+        if offered & configured:
+            return False
+        v.cause = "cipher_mismatch"
+        v.add(
+            ch.frame,
+            f"none of the {len(offered)} offered suites is in the server's configured list "
+            f"({len(configured)} suites)",
+        )
+        _weak_offer(v, ch)
+        return True
+    chosen = ctx.facts.ciphers
+    d = alert.description if alert else None
+    if (
+        not chosen
+        or offered & set(chosen)
+        or d not in (A_HANDSHAKE_FAILURE, A_INSUFFICIENT_SECURITY)
+    ):
         return False
+    if ch.sni is None and not ctx.facts.answered_without_sni:
+        return False  # SNI first: a missing server_name explains the same alert
     v.cause = "cipher_mismatch"
+    names = ", ".join(cipher_name(c) for c in list(chosen)[:4])
     v.add(
-        ch.frame, f"none of the {len(offered)} offered suites is in {source} ({len(server)} suites)"
+        min(chosen.values()),
+        f"the same server chose {names} for other clients; this client offers none of them",
     )
     _weak_offer(v, ch)
     return True
@@ -359,7 +383,12 @@ def _after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdi
         if f.code not in shown:
             v.secondary.append(Finding(f.code, _cert_frame(s), f.text))
             shown.add(f.code)
-    if tls13 and not s.server.certificates and v.outcome != ESTABLISHED:
+    if (
+        tls13
+        and not s.server.certificates
+        and v.outcome != ESTABLISHED
+        and not any("--keylog" in e.text for e in v.evidence)
+    ):
         v.add(
             None,
             "TLS 1.3: the certificate and most alerts are encrypted; run again with "
@@ -469,6 +498,17 @@ def _client_rejects(
             f"alert alone{note}; --keylog would let tlspcap check the certificate itself",
         )
         return v
+    if alert.description == A_UNKNOWN_CA and not ctx.s.server.certificates:
+        v.cause = "unknown"
+        v.add(
+            None,
+            "unknown_ca: the client could not build a path to a root it trusts, from "
+            "an untrusted root or from an intermediate missing in the chain; the chain is "
+            "encrypted: run again with --keylog to tell which",
+        )
+        for code in ("incomplete_chain", "unknown_ca"):
+            v.secondary.append(Finding(code, alert.frame, "possible cause (see the evidence)"))
+        return v
     if alert.description == A_UNKNOWN_CA:
         v.cause = "unknown_ca"
         v.add(
@@ -564,8 +604,11 @@ def _tls13_completion(
                 "alert, not a session ticket) and closed",
             )
             return v
+    # Alert-sized records (a close_notify, most likely) are not counted as data.
     client_records = [
-        r for r in (flight + view.after)[handshake_records:] if r.direction == s.client_dir
+        r
+        for r in (flight + view.after)[handshake_records:]
+        if r.direction == s.client_dir and r.length > ALERT_SIZED
     ]
     server_records = [r for r in view.after if r.direction == s.server_dir]
     use = Usage(
@@ -615,7 +658,13 @@ def _outcome(
     empty_cert = use.empty_client_certificate
     if s.certificate_request is not None:
         empty_cert = not c.certificates or not c.certificates[0].chain
-    if done and empty_cert and server_first:
+    turned_away = (
+        server_first
+        and use.client_records <= 1
+        and ctx.time_of(server_close[0]) - ctx.time_of(use.client_first_frame or server_close[0])
+        <= CLOSE_AT_ONCE_SECONDS
+    )
+    if done and empty_cert and turned_away:
         v.cause, v.gave_up = "client_certificate_required", "server"
         if s.certificate_request is not None:
             v.add(s.certificate_request.frame, "the server asked for a client certificate")
@@ -662,6 +711,23 @@ def _outcome(
     if sv.gap_frames or c.gap_frames:
         v.outcome, v.cause = INCOMPLETE, "unknown"
         v.add((sv.gap_frames + c.gap_frames)[0], "the capture lacks part of the handshake")
+        return v
+    warned = [
+        a
+        for a in s.alerts
+        if a.sender == "server" and a.level == 1 and a.description == A_UNRECOGNIZED_NAME
+    ]
+    if warned and client_close[0] is not None and not done:
+        v.cause, v.gave_up, v.must_act = "unrecognized_name", "client", "server"
+        v.add(warned[0].frame, "the server sent a warning unrecognized_name alert")
+        v.add(
+            client_close[0],
+            "the client closed at once: some clients (Java among them) treat that warning as fatal",
+        )
+        v.fix = (
+            "Configure the server with a certificate/virtual host for the requested name "
+            "(so it stops sending unrecognized_name), or relax the client."
+        )
         return v
     for side_name, (frame, how) in (("client", client_close), ("server", server_close)):
         if frame is not None:

@@ -94,11 +94,22 @@ class StreamReassembler:
         """Take one segment's payload; return what became deliverable, in stream order."""
         if not payload:
             return []
-        if self._base is None:
-            self._base = seq & MASK32
-        pos = self.offset_of(seq)
-        end = pos + len(payload)
+        base = self._base
+        if base is None:
+            base = self._base = seq & MASK32
         nxt = self.next_offset
+        delta = (seq - base - nxt) & MASK32  # as in offset_of, inlined: this runs per segment
+        if not delta:  # in order, the common case
+            self.next_offset = nxt + len(payload)
+            if not self._heap:
+                return [(payload, frame)]
+            pieces: list[Piece] = [(payload, frame)]
+            self._drain(frame, pieces)
+            return pieces
+        if delta >= 0x80000000:
+            delta -= 0x100000000
+        pos = nxt + delta
+        end = pos + len(payload)
         if end <= nxt:
             self.retransmitted += 1
             return []

@@ -12,8 +12,10 @@ keys, the write keys and the IVs of both sides. The PRF is P_MD5 XOR P_SHA1 befo
 P_SHA256 in TLS 1.2 (P_SHA384 for ``_SHA384`` suites). Supported bulk ciphers: AES-GCM and
 AES-CCM(_8) (4-byte implicit salt + 8-byte explicit nonce, RFC 5288/6655), ChaCha20-Poly1305
 (RFC 7905), AES/Camellia/3DES in CBC mode with HMAC (explicit IV from TLS 1.1, chained IV in
-TLS 1.0; MAC-then-encrypt, or encrypt-then-MAC when RFC 7366 was negotiated) and RC4.
-Export suites and SSL 3.0 are not supported.
+TLS 1.0; MAC-then-encrypt, or encrypt-then-MAC when RFC 7366 was negotiated) and RC4, including
+the export RC4_40/RC4_56 suites (5 or 7 key bytes expanded as RFC 2246 section 6.3 says, with the
+negotiated version's PRF, as Wireshark does). Block-cipher export suites and SSL 3.0 are not
+supported.
 
 Every decryptor raises :class:`DecryptError` when a record does not authenticate (wrong key,
 wrong sequence, corrupt data); the caller then stops decrypting that direction.
@@ -245,6 +247,8 @@ class Tls12Suite:
     prf_hash: str
     """The TLS 1.2 PRF hash: ``sha384`` for ``_SHA384`` suites, else ``sha256``."""
     block_size: int = 0
+    export_key_material: int = 0
+    """Export suites: write-key bytes in the key block (expanded to ``key_length``); else 0."""
 
     @property
     def mac_length(self) -> int:
@@ -260,9 +264,15 @@ class Tls12Suite:
 def tls12_suite(code: int) -> Tls12Suite | None:
     """Record-protection parameters of a TLS <= 1.2 suite; None when not supported here."""
     props = cipher_properties(code)
-    if props is None or props.kx == "TLS13" or props.is_export or props.is_null_encryption:
+    if props is None or props.kx == "TLS13" or props.is_null_encryption:
         return None
     prf = "sha384" if props.mac == "SHA384" else "sha256"
+    if props.is_export:
+        material = {"RC4_40": 5, "RC4_56": 7}.get(props.enc)
+        mac = _MAC_HASHES.get(props.mac)
+        if material is None or mac is None:
+            return None
+        return Tls12Suite(code, "stream", props.enc, 16, 0, mac, prf, 0, material)
     if props.enc in _AEAD_CIPHERS:
         kind, key_length = _AEAD_CIPHERS[props.enc]
         iv_length = 12 if kind == "chacha20" else 4
@@ -308,7 +318,8 @@ def tls12_key_block(
 ) -> tuple[bytes, bytes, bytes, bytes, bytes, bytes]:
     """(client MAC key, server MAC key, client key, server key, client IV, server IV)."""
     mac_len = suite.mac_length
-    sizes = (mac_len, mac_len, suite.key_length, suite.key_length, suite.iv_length, suite.iv_length)
+    key_len = suite.export_key_material or suite.key_length
+    sizes = (mac_len, mac_len, key_len, key_len, suite.iv_length, suite.iv_length)
     hash_name = suite.prf_hash if version >= 0x0303 else None
     block = tls12_prf(
         master_secret, b"key expansion", server_random + client_random, sum(sizes), hash_name
@@ -318,6 +329,10 @@ def tls12_key_block(
     for size in sizes:
         parts.append(block[at : at + size])
         at += size
+    if suite.export_key_material:
+        randoms = client_random + server_random
+        for i, label in ((2, b"client write key"), (3, b"server write key")):
+            parts[i] = tls12_prf(parts[i], label, randoms, suite.key_length, hash_name)
     return parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]
 
 
