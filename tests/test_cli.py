@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_html_report import crafted_capture
+from test_html_report import BIDI, EVIL_SNI, crafted_capture
 from typer.testing import CliRunner
 
 from tlspcap import batch
@@ -56,7 +56,7 @@ def test_text_report_summary_first_then_failures_then_one_line_per_established()
     assert code == EXIT_FAILURES
     lines = out.splitlines()
     assert lines[0] == "Summary: 1 file(s), 4 TLS connection(s): 3 failed, 1 established"
-    assert lines[1] == "  causes: sni_missing 3"
+    assert lines[1] == "  causes (not established): sni_missing 3"
     assert any(
         ln.startswith("    127.0.0.1:8444") and "3 failed, 1 established" in ln for ln in lines
     )
@@ -384,3 +384,31 @@ def test_keylog_errors_exit_2(tmp_path: Path) -> None:
     empty.write_text("# nothing\nbogus line\n")
     code, _, err = run(SNI, "--keylog", empty)
     assert code == EXIT_ERROR and "no TLS secret" in err
+
+
+# ---- hostile capture in the other formats -------------------------------------------------
+@pytest.fixture
+def evil_capture(tmp_path: Path) -> Path:
+    return crafted_capture(tmp_path / "evil.pcap")  # markup, bidi overrides in SNI/ALPN/cert
+
+
+def test_markdown_of_hostile_capture_is_inert(evil_capture: Path) -> None:
+    code, out, _ = run(evil_capture, "-f", "markdown")
+    assert code == EXIT_FAILURES
+    assert "<" not in out and ">" not in out  # no raw HTML at all
+    assert not any(ch in out for ch in BIDI)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in out
+    assert "### FAILED:" in out
+
+
+def test_text_of_hostile_capture_has_no_control_characters(evil_capture: Path) -> None:
+    _, out, _ = run(evil_capture, "--color", "never")
+    assert not any(ch in out for ch in BIDI)
+    assert not any(ord(ch) < 32 and ch != "\n" for ch in out)
+    assert "<script>alert(1)</script>\ufffdevil.example" in out  # shown, defused
+
+
+def test_json_keeps_hostile_values_verbatim(evil_capture: Path) -> None:
+    _, out, _ = run(evil_capture, "-f", "json")
+    (conn,) = connections(doc_of(out))
+    assert conn["client_hellos"][0]["sni"] == EVIL_SNI  # type: ignore[index]

@@ -203,7 +203,11 @@ def tls12_failure(chain: Iterable[bytes], sni: bytes | None = b"www.example.com"
 _KEY = ec.generate_private_key(ec.SECP256R1())
 
 
-def make_cert(cn: str = "www.example.com", san: Iterable[str] = ("www.example.com",)) -> bytes:
+def make_cert(
+    cn: str = "www.example.com",
+    san: Iterable[str] = ("www.example.com",),
+    issuer_alt: Iterable[str] = (),
+) -> bytes:
     """A self-signed ECDSA P-256 certificate, DER."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -219,6 +223,9 @@ def make_cert(cn: str = "www.example.com", san: Iterable[str] = ("www.example.co
     names = [x509.DNSName(s) for s in san]
     if names:
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    alt = [x509.DNSName(s) for s in issuer_alt]
+    if alt:
+        builder = builder.add_extension(x509.IssuerAlternativeName(alt), critical=False)
     return builder.sign(_KEY, hashes.SHA256()).public_bytes(Encoding.DER)
 
 
@@ -233,6 +240,7 @@ ECDSA_SHA256 = bytes.fromhex("06082a8648ce3d040302")
 def hostile_certificates() -> dict[str, bytes]:
     """DER that cryptography cannot parse, or parses only partly (lazily, then fails)."""
     good = make_cert("ABCDEFGH")
+    two_alt_names = make_cert("ABCDEFGH", ["a.example"], issuer_alt=["a.example"])
     return {
         "empty": b"",
         "one_byte": b"\x30",
@@ -247,6 +255,10 @@ def hostile_certificates() -> dict[str, bytes]:
         # a signature algorithm OID nobody knows: signature_hash_algorithm raises
         "unknown_signature_oid": _replace_once(
             good, ECDSA_SHA256, bytes.fromhex("06082a8648ce3d040309"), 2
+        ),
+        # issuerAltName turned into a second subjectAltName: extensions raise DuplicateExtension
+        "duplicate_san": _replace_once(
+            two_alt_names, b"\x06\x03\x55\x1d\x12", b"\x06\x03\x55\x1d\x11"
         ),
     }
 
@@ -637,6 +649,40 @@ def test_unparsable_certificate_in_another_connection(kind: str) -> None:
     r = run(pcap(bad + other.frames))
     assert len(r.result.connections) == 2
     assert r.verdicts[1].cause == "unknown_ca"
+
+
+def _flood(payload: bytes) -> Run:
+    """A handshake whose server then sends ``payload`` (64 KiB of small records)."""
+    conv = Conversation().handshake()
+    conv.send(0, record(22, client_hello()))
+    conv.send(1, record(22, server_hello()) + payload, mss=16000)
+    return run(pcap(conv.close().frames), measure=True)
+
+
+FLOODS = {
+    # 32,768 two-byte alerts in four records
+    "alerts": b"".join(record(21, b"\x01\x00" * 8192) for _ in range(4)),
+    # 13,107 empty records of content type 26 (one unknown_content_type anomaly each)
+    "unknown_content_type": b"\x1a\x03\x03\x00\x00" * 13107,
+    # 10,922 one-byte alert records (one malformed_alert anomaly each)
+    "malformed_alerts": record(21, b"\x01") * 10922,
+    # 1,560 ServerHellos in four records
+    "server_hellos": b"".join(record(22, server_hello() * 390) for _ in range(4)),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FLOODS))
+def test_record_flood_memory(kind: str) -> None:
+    """64 KiB of tiny records in one connection: memory stays a small multiple of the input.
+
+    Every alert and anomaly is kept today (an Alert costs ~700 bytes by the time it is in the
+    JSON document, for 2 bytes of capture): 1 MiB of alert records peaks at ~750 MiB.
+    """
+    payload = FLOODS[kind]
+    assert len(payload) <= 64 * 1024 + 100
+    r = _flood(payload)
+    assert len(r.result.connections) == 1
+    assert r.peak < 8 * MiB, f"{kind}: peak {r.peak / MiB:.1f} MiB for 64 KiB"
 
 
 def test_timestamp_out_of_datetime_range() -> None:

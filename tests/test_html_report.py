@@ -207,6 +207,7 @@ def test_certificate_chain_with_validity_at_capture_time() -> None:
     assert validity_at(cert, t2022) == "expired"
     assert validity_at(cert, t2019) == "not yet valid"
     assert validity_at(cert, None) == "unknown"
+    assert validity_at(cert, 1e20) == "unknown"  # a hostile timestamp out of datetime's range
 
 
 # ---- hostile input ------------------------------------------------------------------------

@@ -148,3 +148,17 @@ def test_unrelated_keylog_leaves_the_capture_as_without_one() -> None:
         c.session.history for c in other.connections
     ]
     assert not any(c.session.decrypted for c in other.connections)
+
+
+def test_layer_over_a_base() -> None:
+    base = parse_keylog(line(CLIENT_RANDOM, R1, S48))
+    layer = KeyLog(base=base)
+    layer.add_text(line(CLIENT_RANDOM, R1, bytes(48)) + "\n" + line(CLIENT_RANDOM, R2, S48))
+    assert layer.get(CLIENT_RANDOM, R1) == S48  # the base wins
+    assert layer.get(CLIENT_RANDOM, R2) == S48
+    assert layer.has(R1) and layer.has(R2)
+    assert len(layer) == 2
+    assert sorted(r for _, r, _ in layer.items()) == [R1, R2]
+    assert len(base) == 1 and not base.has(R2)  # untouched
+    flat = layer.copy()
+    assert len(flat) == 2 and flat.get(CLIENT_RANDOM, R1) == S48

@@ -15,6 +15,9 @@ built from it (seeded by the file name; no clock is involved):
   moved to the end;
 * ``gzip``: the compressed stream of a ``.gz`` capture (or a gzip of a plain one) cut short.
 
+Captures shipped with a key log (``X.keylog`` or ``X.keylog.txt``) are analysed with it, so
+that mutated records also go through decryption.
+
 Every mutant goes through ``analyze_stream``, ``diagnose_capture`` and both renderers: any
 exception fails the test. Where the damage has an exact meaning, the results must be exactly
 those of the undamaged part: a file cut inside record *k*, a record claiming more than 256 KiB,
@@ -71,6 +74,16 @@ def capture_files() -> list[Path]:
         if p.is_file() and p.name.lower().endswith(CAPTURE_SUFFIXES)
     ]
     return sorted(files)
+
+
+def load_keylog(path: Path) -> Any:
+    """The key log shipped beside a capture (a ``KeyLog``), or None."""
+    for candidate in (path.with_suffix(".keylog"), path.with_name(path.name + ".keylog.txt")):
+        if candidate.is_file():
+            from tlspcap.keylog import parse_keylog
+
+            return parse_keylog(candidate.read_text("utf-8", errors="replace"))
+    return None
 
 
 def file_id(path: Path) -> str:
@@ -484,9 +497,10 @@ class Outcome:
     connections: list[Any] = field(default_factory=list)
 
 
-def run_pipeline(data: bytes, name: str = "mutant") -> Outcome:
+def run_pipeline(data: bytes, name: str = "mutant", keylog: Any = None) -> Outcome:
     """analyze_stream + diagnose + both renderers; exceptions propagate."""
-    result = analyze_stream(io.BytesIO(data), name)
+    stream = io.BytesIO(data)
+    result = analyze_stream(stream, name, keylog) if keylog else analyze_stream(stream, name)
     verdicts = diagnose_capture(result)
     doc = json.loads(jsonfmt.render([result], [verdicts]))["captures"][0]
     rendered = text.render_capture(result, verdicts)
@@ -505,9 +519,9 @@ def check_rendering(out: Outcome) -> str | None:
     return None
 
 
-def check_mutant(m: Mutant, reference: Callable[[int], Outcome]) -> str | None:
+def check_mutant(m: Mutant, reference: Callable[[int], Outcome], keylog: Any = None) -> str | None:
     """None when the mutant behaves; else why not (exceptions propagate to the caller)."""
-    out = run_pipeline(m.data)
+    out = run_pipeline(m.data, keylog=keylog)
     problem = check_rendering(out)
     if problem:
         return problem
@@ -515,7 +529,7 @@ def check_mutant(m: Mutant, reference: Callable[[int], Outcome]) -> str | None:
         return "a truncated file is not marked truncated"
     if m.prefix_units is not None or m.prefix_data is not None:
         if m.prefix_data is not None:
-            ref = run_pipeline(m.prefix_data)
+            ref = run_pipeline(m.prefix_data, keylog=keylog)
         else:
             assert m.prefix_units is not None
             ref = reference(m.prefix_units)
@@ -550,11 +564,12 @@ def campaign(path: Path, kind: str) -> tuple[int, list[str]]:
     assert layout.units, f"{path}: no record found"
     rng = random.Random(f"{SEED}:{file_id(path)}:{kind}")
     wrap = _gz if layout.gz else (lambda b: b)
+    keylog = load_keylog(path)
     refs: dict[int, Outcome] = {}
 
     def reference(k: int) -> Outcome:
         if k not in refs:
-            refs[k] = run_pipeline(wrap(layout.build(layout.raws()[:k])))
+            refs[k] = run_pipeline(wrap(layout.build(layout.raws()[:k])), keylog=keylog)
         return refs[k]
 
     failures: list[str] = []
@@ -562,7 +577,7 @@ def campaign(path: Path, kind: str) -> tuple[int, list[str]]:
     for m in mutants(layout, kind, rng):
         count += 1
         try:
-            problem = check_mutant(m, reference)
+            problem = check_mutant(m, reference, keylog)
         except Exception as exc:  # the point of the campaign: report, keep going
             problem = f"raised {type(exc).__name__}: {exc}"
         if problem:
@@ -584,6 +599,6 @@ def test_unmutated_baseline() -> None:
     for path in FILES:
         layout = parse_layout(path.read_bytes())
         assert layout is not None and layout.units, path
-        out = run_pipeline(path.read_bytes(), str(path))
+        out = run_pipeline(path.read_bytes(), str(path), load_keylog(path))
         assert out.result.error is None, (path, out.result.error)
         assert check_rendering(out) is None, path

@@ -381,7 +381,17 @@ def test_gap_before_tls_starts() -> None:
     r.gap(100, 1)
     assert r.feed(CH_RECORD, 2) == [Record(22, 0x0301, CH_RECORD[5:], 2)]
     assert r.tls_offset == 100
+    assert r.preamble == b""  # no plaintext was seen: the 100 missing bytes are not in it
     assert r.anomalies == []
+
+
+def test_plaintext_then_gap_then_tls() -> None:
+    r = RecordReader()
+    r.feed(b"EHLO x\r\n", 1)
+    r.gap(20, 2)
+    assert r.feed(CH_RECORD, 3) == [Record(22, 0x0301, CH_RECORD[5:], 3)]
+    assert r.tls_offset == 28
+    assert r.preamble == b"EHLO x\r\n"
 
 
 def test_oversized_record_is_flagged_and_still_cut() -> None:

@@ -88,3 +88,18 @@ def test_every_cause_is_covered() -> None:
         "no_server_response",
         "non_tls_peer",
     } <= causes
+
+
+KEYED = [
+    (e["file"], e["keylog"], c) for e in _entries() if e.get("keylog") for c in e["connections"]
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "keylog", "conn"), KEYED, ids=[f"{n}:{c['client']}" for n, _, c in KEYED]
+)
+def test_verdict_with_keylog(name: str, keylog: str, conn: dict[str, Any]) -> None:
+    """With the client's key log, TLS 1.3 certificates are visible: the exact cause is required."""
+    got = _match(analyze_fixture(name, REAL / keylog), conn)
+    assert got["outcome"] == conn["expected_outcome"], got["evidence"]
+    assert got["cause"] == conn["expected_cause"], got["evidence"]

@@ -62,7 +62,7 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
         result.error = str(exc)
         return result
     result.format = reader.format
-    secrets = keylog.copy() if keylog is not None else KeyLog()
+    secrets = KeyLog(base=keylog)  # a layer for this file's DSBs
     secrets_used = 0
     tracker = ConnectionTracker(partial(TlsSession, keylog=secrets))
     decoders: dict[int, Decoder | None] = {}
@@ -87,7 +87,7 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
         if segment is not None:
             tracker.feed(segment)
     connections = tracker.finish()
-    result.connections = [c for c in connections if c.session.is_tls]
+    result.connections = [c for c in connections if c.has_session and c.session.is_tls]
     result.anomalies = reader.anomalies + tracker.anomalies + result.anomalies
     result.truncated = reader.truncated
     result.secrets = list(reader.secrets)

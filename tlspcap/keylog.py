@@ -20,7 +20,7 @@ same format; :meth:`KeyLog.add_secrets_block` takes one.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 TLS13_LABELS = (
     "CLIENT_EARLY_TRAFFIC_SECRET",
@@ -46,10 +46,20 @@ _TLS13_SECRET_LENS = (32, 48)
 class KeyLog:
     """Secrets by label and client random, as read from key logs and secrets blocks."""
 
-    def __init__(self, secrets: Mapping[str, Mapping[bytes, bytes]] | None = None) -> None:
-        """Start from ``secrets`` (label -> client random -> secret), or empty."""
+    def __init__(
+        self,
+        secrets: Mapping[str, Mapping[bytes, bytes]] | None = None,
+        base: KeyLog | None = None,
+    ) -> None:
+        """Start from ``secrets`` (label -> client random -> secret), or empty.
+
+        With a ``base``, this key log is a layer over it: lookups see the base's secrets first,
+        then this one's, and what is added goes into this layer only (the base is not copied
+        and not modified: a per-file layer for a large ``--keylog`` costs nothing).
+        """
+        self._base = base
         self.secrets: dict[str, dict[bytes, bytes]] = {}
-        """label -> client random -> secret."""
+        """label -> client random -> secret (this layer's own, without the base's)."""
         self.lines = 0
         """Secret lines accepted (duplicates included)."""
         self.comments = 0
@@ -63,20 +73,44 @@ class KeyLog:
                 self._put(label, client_random, secret)
 
     def __len__(self) -> int:
-        """Number of distinct (label, client random) secrets held."""
-        return sum(len(v) for v in self.secrets.values())
+        """Number of distinct (label, client random) secrets held (the base's included)."""
+        own = sum(len(v) for v in self.secrets.values())
+        if self._base is None:
+            return own
+        shadowed = sum(
+            1
+            for label, by_random in self.secrets.items()
+            for client_random in by_random
+            if self._base.get(label, client_random) is not None
+        )
+        return len(self._base) + own - shadowed
 
     def __repr__(self) -> str:
         return f"KeyLog({len(self)} secrets, {self.skipped} lines skipped)"
 
     def get(self, label: str, client_random: bytes) -> bytes | None:
         """The secret of ``label`` for the connection with ``client_random``, if known."""
+        if self._base is not None:
+            found = self._base.get(label, client_random)
+            if found is not None:
+                return found
         by_random = self.secrets.get(label)
         return None if by_random is None else by_random.get(client_random)
 
     def has(self, client_random: bytes) -> bool:
         """Some secret is known for the connection with ``client_random``."""
+        if self._base is not None and self._base.has(client_random):
+            return True
         return any(client_random in v for v in self.secrets.values())
+
+    def items(self) -> Iterator[tuple[str, bytes, bytes]]:
+        """Every ``(label, client random, secret)`` a lookup can return (base first)."""
+        if self._base is not None:
+            yield from self._base.items()
+        for label, by_random in self.secrets.items():
+            for client_random, secret in by_random.items():
+                if self._base is None or self._base.get(label, client_random) is None:
+                    yield label, client_random, secret
 
     def _put(self, label: str, client_random: bytes, secret: bytes) -> None:
         self.secrets.setdefault(label, {}).setdefault(client_random, secret)
@@ -115,10 +149,9 @@ class KeyLog:
 
     def merge(self, other: KeyLog) -> KeyLog:
         """A new key log holding both; on a conflict the secret of ``self`` wins."""
-        out = KeyLog(self.secrets)
-        for label, by_random in other.secrets.items():
-            for client_random, secret in by_random.items():
-                out._put(label, client_random, secret)
+        out = KeyLog()
+        for label, client_random, secret in (*self.items(), *other.items()):
+            out._put(label, client_random, secret)
         out.lines = self.lines + other.lines
         out.comments = self.comments + other.comments
         out.skipped = self.skipped + other.skipped
@@ -126,7 +159,7 @@ class KeyLog:
         return out
 
     def copy(self) -> KeyLog:
-        """An independent copy (secrets and counters)."""
+        """An independent, flat copy (secrets, the base's included, and counters)."""
         return self.merge(KeyLog())
 
 

@@ -92,7 +92,7 @@ def offered_versions(ch: ClientHello) -> list[int]:
 def _first_fatal(alerts: list[Alert], include_encrypted: bool = True) -> Alert | None:
     """The first alert that ends the handshake: fatal, of unknown level, or encrypted."""
     for a in alerts:
-        if a.encrypted:
+        if a.level is None:  # encrypted and not decrypted: its level is unknown
             if include_encrypted:
                 return a
         elif a.level != 1:

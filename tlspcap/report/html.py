@@ -33,7 +33,7 @@ _BIDI = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )  # fmt: skip
 _UNSAFE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
-LABEL_MAX = 72
+LABEL_MAX = 66
 """Longest message label drawn in the ladder (the full values are in the tables)."""
 
 
@@ -225,12 +225,22 @@ def _parse_iso(value: object) -> datetime | None:
         return None
 
 
+def utc(ts: object) -> datetime | None:
+    """A capture timestamp as aware UTC, None when absent or out of range (hostile input)."""
+    if not isinstance(ts, int | float):
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
 def validity_at(cert: Json, when: float | None) -> str:
     """``valid``, ``expired`` or ``not yet valid`` at capture time (``unknown`` without dates)."""
     nb, na = _parse_iso(cert.get("not_before")), _parse_iso(cert.get("not_after"))
-    if when is None or nb is None or na is None:
+    at = utc(when)
+    if at is None or nb is None or na is None:
         return "unknown"
-    at = datetime.fromtimestamp(when, UTC)
     if at > na:
         return "expired"
     if at < nb:
@@ -243,11 +253,8 @@ def _chain_table(data: Json, key: str, title: str) -> str:
     if not certs:
         return ""
     when = data.get("start_time")
-    at = (
-        datetime.fromtimestamp(float(when), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        if isinstance(when, int | float)
-        else "unknown"
-    )
+    start = utc(when)
+    at = start.strftime("%Y-%m-%d %H:%M:%S UTC") if start is not None else "unknown"
     rows = [
         f"<h4>{esc(title)} (validity at capture time {esc(at)})</h4>",
         "<table><tr><th>#</th><th>frame</th><th>subject</th><th>subjectAltName</th>"

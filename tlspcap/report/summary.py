@@ -306,7 +306,7 @@ def summary_lines(t: Totals) -> list[str]:
         f"{outcome_words(t.outcomes)}"
     ]
     if t.causes:
-        lines.append(f"  causes: {cause_words(t.causes)}")
+        lines.append(f"  causes (not established): {cause_words(t.causes)}")
     if t.servers:
         lines.append("  per server:")
         width = max(len(s) for s in t.servers)

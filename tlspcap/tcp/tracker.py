@@ -33,7 +33,10 @@ class TcpConnection:
 
     index: int
     """Order in which connections started (0-based)."""
-    session: TlsSession
+    endpoints: tuple[Endpoint, Endpoint]
+    """(address, port) of direction 0's sender and of direction 1's sender."""
+    factory: Callable[[tuple[Endpoint, Endpoint]], TlsSession]
+    _session: TlsSession | None = None
     streams: tuple[StreamReassembler, StreamReassembler] = field(
         default_factory=lambda: (StreamReassembler(), StreamReassembler())
     )
@@ -53,6 +56,20 @@ class TcpConnection:
     """A FIN or RST was seen (a new SYN on the tuple starts a new connection)."""
     evicted: bool = False
     """Dropped from the table to bound memory before it ended."""
+    early_closes: list[tuple[int, int, int, float]] = field(default_factory=list)
+    """FIN/RST (direction, flags, frame, time) seen before the session existed."""
+
+    @property
+    def session(self) -> TlsSession:
+        """The TLS session, created when the connection first carries payload."""
+        if self._session is None:
+            self._session = self.factory(self.endpoints)
+        return self._session
+
+    @property
+    def has_session(self) -> bool:
+        """True once the connection carried payload (SYN-only and ACK-only ones never do)."""
+        return self._session is not None
 
 
 class ConnectionTracker:
@@ -94,12 +111,13 @@ class ConnectionTracker:
             self._flush(conn, conn.last_frame)
         seen: set[int] = set()
         for conn, _ in self._table.values():
-            if conn.index not in seen:
+            if conn.index not in seen and conn.has_session:
                 seen.add(conn.index)
                 self._done.append(conn)
         self._table.clear()
         for conn in self._done:
-            conn.session.finish()
+            if conn.has_session:
+                conn.session.finish()
         self._done.sort(key=lambda c: c.index)
         return self._done
 
@@ -112,7 +130,7 @@ class ConnectionTracker:
         initiator_is_src = not (seg.flags & SYN and seg.flags & ACK)
         k0 = fwd if initiator_is_src else rev
         ends = ((k0[0], k0[1]), (k0[2], k0[3]))
-        conn = TcpConnection(self._count, self._factory(ends))
+        conn = TcpConnection(self._count, ends, self._factory)
         self._count += 1
         conn.first_frame, conn.first_ts = seg.frame, seg.ts
         if len(self._table) >= 2 * self.max_connections:
@@ -126,19 +144,23 @@ class ConnectionTracker:
         conn.packets_by_direction[direction] += 1
         conn.last_frame, conn.last_ts = seg.frame, seg.ts
         stream = conn.streams[direction]
-        session = conn.session
-        session.now = seg.ts
         flags = seg.flags
         if flags & SYN:
-            if flags & ACK:
-                conn.synack_frame = conn.synack_frame or seg.frame
-            else:
-                conn.syn_frame = conn.syn_frame or seg.frame
-            if conn.isn[direction] is None:
-                conn.isn[direction] = seg.seq
-            if seg.seq not in conn.syn_isns[direction]:
-                conn.syn_isns[direction].append(seg.seq)
-            stream.syn(seg.seq)
+            self._syn(conn, direction, seg.seq, seg.frame, flags & ACK)
+        if flags & (FIN | RST):
+            conn.closed = True
+        if not (seg.payload or seg.missing or conn.has_session):
+            # No payload yet: no session (SYN floods and port scans stay cheap); closes are
+            # remembered for the session, should one start.
+            if flags & (FIN | RST):
+                conn.early_closes.append((direction, flags, seg.frame, seg.ts))
+            return
+        session = conn.session
+        for d, f, frame, ts in conn.early_closes:
+            session.now = ts
+            session.fin(d, frame) if f & FIN else session.rst(d, frame)
+        conn.early_closes.clear()
+        session.now = seg.ts
         if seg.payload:
             fresh = stream.next_offset == 0 and not stream.buffered
             if fresh and len(conn.syn_isns[direction]) > 1:
@@ -154,14 +176,24 @@ class ConnectionTracker:
             for piece in stream.skip_to(end & 0xFFFFFFFF, seg.frame):
                 session.data(direction, piece)
         if flags & FIN:
-            for piece in stream.flush(seg.frame):
-                session.data(direction, piece)
+            # Not flushed here: a segment lost before the capture point may still be
+            # retransmitted after the FIN; holes become gaps at RST or at the end.
             session.fin(direction, seg.frame)
-            conn.closed = True
         if flags & RST:
             session.rst(direction, seg.frame)
             self._flush(conn, seg.frame)
-            conn.closed = True
+
+    @staticmethod
+    def _syn(conn: TcpConnection, direction: int, seq: int, frame: int, ack: int) -> None:
+        if ack:
+            conn.synack_frame = conn.synack_frame or frame
+        else:
+            conn.syn_frame = conn.syn_frame or frame
+        if conn.isn[direction] is None:
+            conn.isn[direction] = seq
+        if seq not in conn.syn_isns[direction]:
+            conn.syn_isns[direction].append(seq)
+        conn.streams[direction].syn(seq)
 
     @staticmethod
     def _rebase(conn: TcpConnection, direction: int, seq: int) -> StreamReassembler:
@@ -186,13 +218,25 @@ class ConnectionTracker:
         if entry is not None:
             conn = entry[0]
             self._flush(conn, conn.last_frame)
-            self._done.append(conn)
+            if conn.has_session:  # payload-less connections are never reported
+                self._done.append(conn)
 
     def _evict(self) -> None:
-        oldest = min(self._table.values(), key=lambda e: e[0].last_ts)
-        conn, k0 = oldest
-        conn.evicted = True
+        """Close the tenth of the tracked connections idle longest (amortised, not per SYN)."""
+        conns = {id(c): (c, k0) for c, k0 in self._table.values()}
+        ranked = sorted(conns.values(), key=lambda e: e[0].last_ts)
+        for conn, k0 in ranked[: max(1, len(ranked) // 10)]:
+            conn.evicted = True
+            if conn.has_session:
+                conn.session.anomalies.append(
+                    Anomaly("connection_evicted", conn.last_frame, "too many connections at once")
+                )
+            self._close(k0, (k0[2], k0[3], k0[0], k0[1]))
         self.anomalies.append(
-            Anomaly("connection_evicted", conn.last_frame, "too many connections tracked at once")
+            Anomaly(
+                "connection_evicted",
+                None,
+                f"more than {self.max_connections} connections open at once: the "
+                f"{max(1, len(ranked) // 10)} idle longest were closed early",
+            )
         )
-        self._close(k0, (k0[2], k0[3], k0[0], k0[1]))

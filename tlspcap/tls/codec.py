@@ -263,6 +263,7 @@ def parse_sslv2_server_hello(body: bytes, frame: int) -> ServerHello:
     cert = r.raw(cert_len)
     specs = r.raw(spec_len)
     conn_id = r.raw(conn_id_len)
+    r.expect_end("SSLv2 SERVER-HELLO")
     first = int.from_bytes(specs[:3], "big") if len(specs) >= 3 else 0
     return ServerHello(
         frame=frame,

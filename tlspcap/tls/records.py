@@ -96,12 +96,20 @@ class RecordReader:
         self._candidates: list[int] = [0]
         self._state = _PROBE
         self._v3_seen = False
-        self.preamble = b""
-        """First plaintext bytes seen before TLS (or instead of it)."""
+        self._v2_seen = False
+        self._plain = bytearray()  # the stream's first bytes, while probing
+        self._gapped = 0  # bytes missing before TLS starts: not in _plain
         self.tls_offset: int | None = None
         """Stream offset where TLS starts; None while (or if) no TLS was found."""
         self.anomalies: list[Anomaly] = []
         """Record-layer anomalies, in order."""
+
+    @property
+    def preamble(self) -> bytes:
+        """First plaintext bytes seen before TLS (or instead of it), at most PREAMBLE_KEEP."""
+        if self.tls_offset is not None:
+            return bytes(self._plain[: self.tls_offset - self._gapped])
+        return bytes(self._plain)
 
     @property
     def is_tls(self) -> bool:
@@ -114,6 +122,8 @@ class RecordReader:
             return []
         if self._state != _TLS and self._end != 0:
             self._candidates.append(self._end)
+        if self._state == _PROBE and len(self._plain) < PREAMBLE_KEEP:
+            self._plain += data[: PREAMBLE_KEEP - len(self._plain)]
         self._buf += data
         self._end += len(data)
         self._pieces.append((self._end, frame))
@@ -125,6 +135,8 @@ class RecordReader:
         """Bytes are missing here: drop the partial record and resynchronise afterwards."""
         if self._state == _PLAIN:
             return
+        if self._state == _PROBE:
+            self._gapped += size
         if self._state == _TLS and self._start < self._end:
             self.anomalies.append(
                 Anomaly("record_lost_in_gap", frame, f"{size} bytes missing mid-record")
@@ -170,7 +182,6 @@ class RecordReader:
     def _enter_tls(self, at: int, frame: int) -> None:
         if self._state == _PROBE:
             self.tls_offset = at
-            self.preamble = bytes(self._buf[: min(at - self._start, PREAMBLE_KEEP)])
         else:
             self.anomalies.append(Anomaly("record_resync", frame, f"records resume at {at}"))
         self._state = _TLS
@@ -180,8 +191,6 @@ class RecordReader:
 
     def _discard_plaintext(self) -> None:
         """Keep memory bounded while probing: keep the preamble, drop what no candidate needs."""
-        if self._state == _PROBE and len(self.preamble) < PREAMBLE_KEEP:
-            self.preamble = bytes(self._buf[:PREAMBLE_KEEP])
         if self._state == _PROBE and self._end > PROBE_LIMIT:
             self._state = _PLAIN
             self._reset_buffer()
@@ -219,8 +228,19 @@ class RecordReader:
                     break
                 end = i + 2 + length
                 body = bytes(buf[i + 2 : end])
+                self._v2_seen = True
                 ct = CT_HANDSHAKE if body[:1] in (b"\x01", b"\x04") else CT_APPLICATION_DATA
                 rec = Record(ct, 0x0002, body, self._frame_at(self._start + end - 1), sslv2=True)
+            elif self._v2_seen and not self._v3_seen:
+                # SSLv2 record with a 3-byte header (length, then a padding count).
+                length = ((b0 & 0x3F) << 8) | buf[i + 1]
+                if n - i < 3 + length:
+                    break
+                end = i + 3 + length
+                body = bytes(buf[i + 3 : end])
+                rec = Record(
+                    CT_APPLICATION_DATA, 0x0002, body, self._frame_at(self._start + end - 1), True
+                )
             else:
                 self.anomalies.append(
                     Anomaly("invalid_record_header", frame, f"bytes {bytes(buf[i : i + 5]).hex()}")
