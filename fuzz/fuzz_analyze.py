@@ -76,17 +76,17 @@ class PcapSeed:
 
 def _edit(fdp: Any, data: bytes) -> bytes:
     """One edit of a record's bytes, chosen by the fuzzer."""
-    op = fdp.ConsumeIntInRange(0, 4)
-    at = fdp.ConsumeIntInRange(0, max(0, len(data) - 1))
+    op: int = fdp.ConsumeIntInRange(0, 4)
+    at: int = fdp.ConsumeIntInRange(0, max(0, len(data) - 1))
     if op == 0:  # overwrite
-        chunk = fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 8))
+        chunk = bytes(fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 8)))
         return data[:at] + chunk + data[at + len(chunk) :]
     if op == 1:  # insert
-        return data[:at] + fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 64)) + data[at:]
+        return data[:at] + bytes(fdp.ConsumeBytes(fdp.ConsumeIntInRange(1, 64))) + data[at:]
     if op == 2:  # cut here
         return data[:at]
-    width = fdp.ConsumeIntInRange(1, 3)  # a big-endian length field: 0, max or any
-    value = fdp.PickValueInList([0, (1 << (8 * width)) - 1, fdp.ConsumeInt(width)])
+    width: int = fdp.ConsumeIntInRange(1, 3)  # a big-endian length field: 0, max or any
+    value = int(fdp.PickValueInList([0, (1 << (8 * width)) - 1, fdp.ConsumeInt(width)]))
     field = (value % (1 << (8 * width))).to_bytes(width, "big")
     if op == 4:
         field = (1 << (8 * width) - 1).to_bytes(width, "big")  # just the high bit

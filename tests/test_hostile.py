@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from tlspcap import analyze as analyze_module
 from tlspcap.analyze import CaptureResult, analyze_file, analyze_stream
 from tlspcap.capture.model import SYN, TcpSegment
 from tlspcap.capture.pcapng import MAX_BLOCK_LEN
@@ -441,12 +440,14 @@ def test_gzip_bomb_after_a_pcapng_section() -> None:
 # ---- 4. 200,000 connections -----------------------------------------------------------
 
 
-def syn_flood(n: int) -> bytes:
-    """``n`` SYN-only connections to SERVER, from distinct source ports and addresses."""
+def syn_flood(n: int, payload: bytes = b"") -> bytes:
+    """``n`` connections to SERVER from distinct endpoints, each one SYN (or, with ``payload``,
+    one data segment carrying it: a connection that has a session but never speaks TLS)."""
     frames = []
+    flags = PSH | ACK if payload else SYN_
     for i in range(n):
         src = (bytes([10, 1, (i >> 8) & 0xFF, i & 0xFF]), 1024 + (i >> 16))
-        frames.append(ipv4_tcp(src, SERVER, i, 0, SYN_))
+        frames.append(ipv4_tcp(src, SERVER, i, 0, flags, payload))
     return pcap(frames, step=0.0001)
 
 
@@ -467,13 +468,16 @@ FLOOD_SECONDS = 90
 FLOOD_RSS_MB = 700
 
 
-def test_syn_flood_200k_connections(tmp_path: Path) -> None:
-    """200,000 SYN-only connections (twice DEFAULT_MAX_CONNECTIONS) in bounded time and memory.
+@pytest.mark.parametrize("payload", [b"", b"x"], ids=["syn_only", "one_byte_not_tls"])
+def test_flood_200k_connections(tmp_path: Path, payload: bytes) -> None:
+    """200,000 connections (twice DEFAULT_MAX_CONNECTIONS) in bounded time and memory.
 
-    Run in a child process so that its peak RSS is its own and a runaway can be stopped.
+    SYN-only, or one byte of non-TLS data each (then every connection has a session, and an
+    evicted one must not be kept until the end when it can never be reported). Run in a child
+    process so that its peak RSS is its own and a runaway can be stopped.
     """
     path = tmp_path / "flood.pcap"
-    path.write_bytes(syn_flood(200_000))
+    path.write_bytes(syn_flood(200_000, payload))
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _FLOOD_CHILD, str(path)],
@@ -520,15 +524,14 @@ def test_eviction_releases_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     """Connections evicted without any TLS are never results: the memory they held is released.
 
     analyze_stream with the table limited to 500: 4,000 SYN-only connections must not cost
-    much more than 1,000 (today every evicted connection is kept until the end).
+    much more than 1,000.
     """
     limit = 500
-    real = analyze_module.ConnectionTracker
 
     def limited(*args: Any, **kwargs: Any) -> ConnectionTracker:
-        return real(*args, **{**kwargs, "max_connections": limit})
+        return ConnectionTracker(*args, **{**kwargs, "max_connections": limit})
 
-    monkeypatch.setattr(analyze_module, "ConnectionTracker", limited)
+    monkeypatch.setattr("tlspcap.analyze.ConnectionTracker", limited)
     small, large = syn_flood(2 * limit), syn_flood(8 * limit)
     p1, p2 = run(small, measure=True).peak, run(large, measure=True).peak
     assert p2 < 2 * p1, f"peak grows with evicted connections: {p1 / MiB:.1f} -> {p2 / MiB:.1f} MiB"

@@ -19,12 +19,14 @@ Captures shipped with a key log (``X.keylog`` or ``X.keylog.txt``) are analysed 
 that mutated records also go through decryption.
 
 Every mutant goes through ``analyze_stream``, ``diagnose_capture`` and both renderers: any
-exception fails the test. Where the damage has an exact meaning, the results must be exactly
-those of the undamaged part: a file cut inside record *k*, a record claiming more than 256 KiB,
-a pcapng block length that is impossible or over 16 MiB, and a gzip stream cut short must all
-report the same connections (endpoints, verdicts, evidence, handshake facts) as the clean file
-made of the records before *k*, and a file cut inside a record is ``truncated``. Each failure
-message names the file and the mutant, so that it can be rebuilt with :func:`mutants`.
+exception fails the test. A file cut after a connection's last packet keeps that connection's
+verdict (outcome and cause, when no other connection reaches its server). Where the damage has
+an exact meaning, the results must be exactly those of the undamaged part: a file cut inside
+record *k*, a record claiming more than 256 KiB, a pcapng block length that is impossible or
+over 16 MiB, and a gzip stream cut short must all report the same connections (endpoints,
+verdicts, evidence, handshake facts) as the clean file made of the records before *k*, and a
+file cut inside a record is ``truncated``. Each failure message names the file and the mutant,
+so that it can be rebuilt with :func:`mutants`.
 
 The budget per capture (see ``BUDGET``) keeps the whole module under a minute on two cores;
 ``TLSPCAP_MUTATION_SCALE=10`` (an integer factor) runs ten times as many mutants.
@@ -39,6 +41,7 @@ import os
 import random
 import struct
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -383,6 +386,8 @@ class Mutant:
     """The result must say ``truncated`` (or carry an error, for a cut gzip header)."""
     prefix_data: bytes | None = None
     """Instead of ``prefix_units``: the exact reference file."""
+    ended_before: int | None = None
+    """Connections of the whole file that ended at or before this frame keep their verdict."""
 
 
 def _pick(rng: random.Random, items: Sequence[Any], k: int) -> list[Any]:
@@ -405,7 +410,13 @@ def mutants(layout: Layout, kind: str, rng: random.Random) -> Iterator[Mutant]:
     if kind == "truncate":
         cuts = _pick(rng, range(n + 1), budget)
         for k in cuts:
-            yield Mutant(f"cut after unit {k}", wrap(layout.build(raws[:k])), prefix_units=k)
+            frames = sum(1 for u in layout.units[:k] if u.btype in (None, 2, 3, 6))
+            yield Mutant(
+                f"cut after unit {k}",
+                wrap(layout.build(raws[:k])),
+                prefix_units=k,
+                ended_before=frames,
+            )
             if k < n:
                 inside = rng.randrange(1, len(raws[k]))
                 head = layout.build(raws[:k]) + raws[k][:inside]
@@ -519,12 +530,21 @@ def check_rendering(out: Outcome) -> str | None:
     return None
 
 
-def check_mutant(m: Mutant, reference: Callable[[int], Outcome], keylog: Any = None) -> str | None:
+def check_mutant(
+    m: Mutant,
+    reference: Callable[[int], Outcome],
+    keylog: Any = None,
+    baseline: Sequence[Any] = (),
+) -> str | None:
     """None when the mutant behaves; else why not (exceptions propagate to the caller)."""
     out = run_pipeline(m.data, keylog=keylog)
     problem = check_rendering(out)
     if problem:
         return problem
+    if m.ended_before is not None:
+        problem = kept_verdicts(out.connections, baseline, m.ended_before)
+        if problem:
+            return problem
     if m.truncated and not (out.result.truncated or out.result.error):
         return "a truncated file is not marked truncated"
     if m.prefix_units is not None or m.prefix_data is not None:
@@ -538,6 +558,30 @@ def check_mutant(m: Mutant, reference: Callable[[int], Outcome], keylog: Any = N
         if out.connections != ref.connections:
             return "connections/verdicts differ from those of the intact part: " + _diff(
                 out.connections, ref.connections
+            )
+    return None
+
+
+def kept_verdicts(got: Sequence[Any], baseline: Sequence[Any], frames: int) -> str | None:
+    """Connections of the whole file that ended within the first ``frames`` frames are still
+    there with the same outcome and cause.
+
+    Only connections to a server that no other connection of the file reaches are compared:
+    what a server did in a later connection is evidence the diagnosis may use.
+    """
+    servers = Counter(c["server"] for c in baseline)
+    found = {(c["client"], c["server"], c["first_frame"]): c for c in got}
+    for c in baseline:
+        if c["last_frame"] > frames or servers[c["server"]] > 1:
+            continue
+        where = f"{c['client']} -> {c['server']} (frames {c['first_frame']}-{c['last_frame']})"
+        g = found.get((c["client"], c["server"], c["first_frame"]))
+        if g is None:
+            return f"connection {where} lost"
+        if (g["outcome"], g["cause"]) != (c["outcome"], c["cause"]):
+            return (
+                f"connection {where} was {c['outcome']}/{c['cause']}, "
+                f"is {g['outcome']}/{g['cause']}"
             )
     return None
 
@@ -565,6 +609,7 @@ def campaign(path: Path, kind: str) -> tuple[int, list[str]]:
     rng = random.Random(f"{SEED}:{file_id(path)}:{kind}")
     wrap = _gz if layout.gz else (lambda b: b)
     keylog = load_keylog(path)
+    baseline = run_pipeline(wrap(layout.build(layout.raws())), keylog=keylog).connections
     refs: dict[int, Outcome] = {}
 
     def reference(k: int) -> Outcome:
@@ -577,7 +622,7 @@ def campaign(path: Path, kind: str) -> tuple[int, list[str]]:
     for m in mutants(layout, kind, rng):
         count += 1
         try:
-            problem = check_mutant(m, reference, keylog)
+            problem = check_mutant(m, reference, keylog, baseline)
         except Exception as exc:  # the point of the campaign: report, keep going
             problem = f"raised {type(exc).__name__}: {exc}"
         if problem:

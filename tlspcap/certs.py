@@ -66,9 +66,24 @@ def load_certificate(der: bytes) -> x509.Certificate | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # old roots with non-positive serials, etc.
-            return x509.load_der_x509_certificate(der)
-    except ValueError:
+            cert = x509.load_der_x509_certificate(der)
+            # cryptography parses fields lazily: touch the ones tlspcap reads, so a corrupt
+            # certificate is rejected here rather than raising later.
+            cert.subject.rfc4514_string()
+            cert.issuer.rfc4514_string()
+            _ = cert.not_valid_before_utc, cert.not_valid_after_utc
+            _ = list(cert.extensions)
+    except Exception:  # hostile DER: cryptography raises ValueError, InvalidVersion, ...
         return None
+    return cert
+
+
+def capture_datetime(ts: float) -> datetime:
+    """A capture timestamp as an aware UTC datetime, clamped to what datetime can hold."""
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.max.replace(tzinfo=UTC) if ts > 0 else datetime.min.replace(tzinfo=UTC)
 
 
 def cert_info(der: bytes, frame: int) -> CertInfo:

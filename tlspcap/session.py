@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tlspcap.anomaly import Anomaly
+from tlspcap.anomaly import Anomaly, CappedList
 from tlspcap.errors import DecodeError
 from tlspcap.keylog import CLIENT_RANDOM, KeyLog
 from tlspcap.tcp.reassembly import Gap, Piece
@@ -70,6 +70,8 @@ HISTORY_LETTERS = {
 }  # fmt: skip
 """Zeek ``ssl_history`` letters by handshake type (client upper case, server lower case)."""
 MAX_HISTORY = 100
+MAX_ALERTS = 64
+"""Alerts kept per connection (a flood of alert records is counted, not kept)."""
 MAX_ENCRYPTED_LOG = 64
 """Encrypted records remembered per connection for size/order heuristics."""
 APPLICATION_PREVIEW = 256
@@ -155,10 +157,10 @@ class TlsSession:
         self.server_hellos: list[ServerHello] = []
         self.certificate_request: CertificateRequest | None = None
         self.server_hello_done_frame: int | None = None
-        self._alerts: list[tuple[int, Alert]] = []
+        self._alerts: CappedList[tuple[int, Alert]] = CappedList(MAX_ALERTS)
         self.encrypted_log: list[EncryptedRecord] = []
         self.history = ""
-        self.anomalies: list[Anomaly] = []
+        self.anomalies: CappedList[Anomaly] = CappedList()
         self.version: int | None = None
         """Negotiated version (from the last real ServerHello)."""
         self.cipher: int | None = None
@@ -251,10 +253,25 @@ class TlsSession:
 
     def finish(self) -> None:
         """Collect reader anomalies once the connection's data has all been fed."""
+        dropped = self._alerts.dropped + self.anomalies.dropped
         for side in self.sides:
             self.anomalies.extend(side.reader.anomalies)
             self.anomalies.extend(side.assembler.anomalies)
+            dropped += side.reader.anomalies.dropped + side.assembler.anomalies.dropped
         self.anomalies.sort(key=lambda a: a.frame or 0)
+        if dropped or self.anomalies.dropped:
+            # Past the caps, alerts and anomalies are only counted (hostile input is bounded).
+            list.append(
+                self.anomalies,
+                Anomaly(
+                    "too_many_events",
+                    None,
+                    f"{self._alerts.dropped} alerts and "
+                    f"{dropped - self._alerts.dropped + self.anomalies.dropped} anomalies beyond "
+                    f"the per-connection caps ({MAX_ALERTS} alerts, {self.anomalies.cap} "
+                    "anomalies) were counted, not kept",
+                ),
+            )
 
     # ---- records -----------------------------------------------------------------------
     def _letter(self, direction: int, letter: str, collapse: bool = False) -> None:

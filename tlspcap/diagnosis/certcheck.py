@@ -84,8 +84,8 @@ def _legacy_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     When the key or algorithm cannot be checked at all, the name match is taken as enough:
     path building must not fail on what this library cannot verify.
     """
-    algo = cert.signature_hash_algorithm
     try:
+        algo = cert.signature_hash_algorithm
         key = issuer.public_key()
         if isinstance(key, rsa.RSAPublicKey) and algo is not None:
             key.verify(cert.signature, cert.tbs_certificate_bytes, padding.PKCS1v15(), algo)
@@ -197,7 +197,10 @@ def _strength(cert: x509.Certificate, index: int) -> list[CertFinding]:
         key = None
     if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < MIN_RSA_BITS:
         out.append(CertFinding("weak_key", f"{_label(cert)} has a {key.key_size}-bit key", index))
-    algo = cert.signature_hash_algorithm
+    try:
+        algo = cert.signature_hash_algorithm
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        algo = None
     if isinstance(algo, hashes.HashAlgorithm) and algo.name in WEAK_HASHES:
         out.append(
             CertFinding("weak_signature", f"{_label(cert)} is signed with {algo.name}", index)

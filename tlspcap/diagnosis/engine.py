@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis import rules
@@ -93,21 +92,18 @@ def summarize(v: Verdict) -> str:
     facts = "; ".join(
         e.text + (f" (frame {e.frame})" if e.frame is not None else "") for e in v.evidence
     )
-    if v.outcome == INCOMPLETE:
+    if v.outcome == INCOMPLETE and v.cause == "unknown":
+        lead = "Incomplete: the capture does not show how the handshake ended."
+    elif v.outcome == INCOMPLETE:
         lead = f"Incomplete: {head}, as far as the capture shows."
     else:
         lead = f"Handshake failed: {head}."
     parts = [lead, facts[0].upper() + facts[1:] + "." if facts else ""]
     if v.gave_up:
         parts.append(f"The {v.gave_up} gave up.")
-    if v.must_act:
+    if v.must_act and v.outcome != INCOMPLETE:
         parts.append(f"The {v.must_act} must act: {v.fix}")
     return " ".join(p for p in parts if p)
-
-
-def capture_time(ts: float) -> datetime:
-    """A capture timestamp as an aware UTC datetime."""
-    return datetime.fromtimestamp(ts, UTC)
 
 
 def verdicts_for(

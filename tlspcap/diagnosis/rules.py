@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from tlspcap.certs import capture_datetime
 from tlspcap.diagnosis.certcheck import CertFinding, TrustStore, check_chain
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, ServerFacts, server_key
 from tlspcap.diagnosis.model import ESTABLISHED, FAILED, INCOMPLETE, Finding, Verdict
@@ -303,7 +303,6 @@ def _version_explains(ctx: Context, v: Verdict, ch: ClientHello) -> bool:
     v.cause = "protocol_mismatch"
     names = ", ".join(_vname(k) for k in sorted(known))
     frame = min(ctx.facts.versions.values()) if ctx.facts.versions else None
-    v.add(ch.frame, f"the client offers {', '.join(_vname(o) for o in offered)}")
     v.add(frame, f"the server speaks {names} (what it {source})")
     _who_is_old(ctx, v, ch)
     return True
@@ -406,7 +405,7 @@ def _certificate_findings(ctx: Context, ch: ClientHello) -> list[CertFinding]:
     if not s.server.certificates or not s.server.certificates[0].chain:
         return []
     msg = s.server.certificates[0]
-    at = datetime.fromtimestamp(ctx.time_of(msg.frame), UTC)
+    at = capture_datetime(ctx.time_of(msg.frame))
     host = ch.sni or ctx.opts.host
     trust = ctx.opts.trust or TrustStore([])
     return check_chain(msg.chain, at, host, trust, ctx.know.certificates)
@@ -756,7 +755,7 @@ def _closes_at_once(ctx: Context, frame: int | None) -> bool:
 def _hello_text(ch: ClientHello) -> str:
     versions = ", ".join(_vname(o) for o in offered_versions(ch))
     sni = f"server_name {ch.sni!r}" if ch.sni is not None else "no server_name"
-    return f"ClientHello offering {versions}, {len(_real_suites(ch))} cipher suites, {sni}"
+    return f"ClientHello offering {versions}, {len(ch.cipher_suites)} cipher suites, {sni}"
 
 
 def _first_server_frame(ctx: Context) -> int | None:

@@ -15,7 +15,9 @@ from tlspcap.report.facts import (
     endpoints,
     server_hello_facts,
 )
+from tlspcap.stacks import likely_stack
 from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.tls.messages import ClientHello
 
 SCHEMA_VERSION = "1.0"
 
@@ -43,12 +45,18 @@ def connection_to_dict(conn: TcpConnection, verdict: Verdict) -> Json:
         "certificates": certificate_facts(s, "server"),
         "client_certificates": certificate_facts(s, "client"),
         "history": s.history,
+        "likely_client": _likely_client(s.client_hellos),
         "first_frame": conn.first_frame,
         "last_frame": conn.last_frame,
         "start_time": conn.first_ts,
         "end_time": conn.last_ts,
         "anomalies": [{"name": a.name, "frame": a.frame, "detail": a.detail} for a in s.anomalies],
     }
+
+
+def _likely_client(hellos: Sequence[ClientHello]) -> Json | None:
+    hint = likely_stack(hellos[0]) if hellos else None
+    return {"name": hint.name, "hint": hint.hint} if hint else None
 
 
 def capture_to_dict(result: CaptureResult, verdicts: Sequence[Verdict] | None = None) -> Json:

@@ -9,6 +9,7 @@ from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis.engine import Verdict
 from tlspcap.diagnosis.model import ESTABLISHED
 from tlspcap.report.facts import alert_facts, alpn_text, endpoints
+from tlspcap.stacks import likely_stack
 from tlspcap.tcp.tracker import TcpConnection
 from tlspcap.tls.registry import cipher_name, version_name
 
@@ -59,6 +60,11 @@ def connection_block(conn: TcpConnection, verdict: Verdict) -> list[str]:
         f = alert_facts(a)
         what = "encrypted alert" if a.encrypted else f"{f['level']} {f['description']}"
         lines.append(f"  Alert        frame {a.frame}: {a.sender} sent {what}")
+    hint = likely_stack(s.client_hellos[0]) if s.client_hellos else None
+    if hint is not None:
+        lines.append(
+            f"  client looks like: {hint.name}" + (f" (check: {hint.hint})" if hint.hint else "")
+        )
     lines.append(f"  history {s.history or '-'}; ended: {_ended(conn)}")
     for an in s.anomalies:
         lines.append(f"  anomaly: {an.name} (frame {an.frame}) {an.detail}")

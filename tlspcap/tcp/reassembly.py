@@ -11,9 +11,11 @@ capture). ``next_offset`` is the first byte not yet delivered.
 * A segment wholly before ``next_offset`` is a retransmission: counted, dropped. One that
   straddles it (an overlapping retransmission) delivers only its new bytes.
 * A segment beyond ``next_offset`` is buffered (out of order). Buffered bytes are capped
-  (``max_buffered``); past the cap, or when the direction closes or the capture ends, the hole
-  is declared a *gap*: a :class:`Gap` is delivered in its place and reading resumes after it.
-  Nothing is ever spliced across a gap as if it were contiguous.
+  (``max_buffered``), and so is the number of buffered segments (``max_segments``, one per
+  :data:`SEGMENT_SHARE` bytes of the cap: each costs a heap entry, so a flood of tiny segments
+  must not hold many times the cap); past a cap, or when the direction closes or the capture
+  ends, the hole is declared a *gap*: a :class:`Gap` is delivered in its place and reading
+  resumes after it. Nothing is ever spliced across a gap as if it were contiguous.
 
 Delivered pieces carry the frame that made them deliverable: the frame Wireshark shows a
 reassembled message at.
@@ -27,6 +29,8 @@ from dataclasses import dataclass
 MASK32 = 0xFFFFFFFF
 DEFAULT_MAX_BUFFERED = 1 << 20
 """Out-of-order bytes buffered per direction before the oldest hole is declared a gap."""
+SEGMENT_SHARE = 128
+"""Bytes of ``max_buffered`` per out-of-order segment that may be held (at least 16 segments)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ class StreamReassembler:
         "_tiebreak",
         "buffered",
         "max_buffered",
+        "max_segments",
         "next_offset",
         "out_of_order",
         "retransmitted",
@@ -66,6 +71,8 @@ class StreamReassembler:
         self.buffered = 0
         """Out-of-order payload bytes held."""
         self.max_buffered = max_buffered
+        self.max_segments = max(16, max_buffered // SEGMENT_SHARE)
+        """Out-of-order segments held before the oldest hole is declared a gap."""
         self.retransmitted = 0
         """Segments that carried only already-delivered bytes."""
         self.out_of_order = 0
@@ -123,7 +130,8 @@ class StreamReassembler:
         self._tiebreak += 1
         heapq.heappush(self._heap, (pos, self._tiebreak, frame, payload))
         self.buffered += len(payload)
-        while self.buffered > self.max_buffered and self._heap:
+        heap = self._heap
+        while heap and (self.buffered > self.max_buffered or len(heap) > self.max_segments):
             self._skip_hole(frame, out)
         return out
 

@@ -23,8 +23,9 @@ from tlspcap.tcp.reassembly import StreamReassembler
 Endpoint = tuple[bytes, int]
 Key = tuple[bytes, int, bytes, int]
 
-DEFAULT_MAX_CONNECTIONS = 100_000
-"""Connections tracked at once; past this the one idle longest is closed and reported."""
+DEFAULT_MAX_CONNECTIONS = 25_000
+"""Connections tracked at once (about 4.5 KB each); past this the tenth idle longest are closed
+(and still reported when they carried TLS)."""
 
 
 @dataclass(slots=True)
@@ -218,7 +219,7 @@ class ConnectionTracker:
         if entry is not None:
             conn = entry[0]
             self._flush(conn, conn.last_frame)
-            if conn.has_session:  # payload-less connections are never reported
+            if conn.has_session and conn.session.is_tls:  # only TLS connections are reported
                 self._done.append(conn)
 
     def _evict(self) -> None:

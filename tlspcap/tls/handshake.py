@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlspcap.anomaly import Anomaly
+from tlspcap.anomaly import Anomaly, CappedList
 
 MAX_HANDSHAKE_MESSAGE = 1 << 21
 """Largest handshake message buffered (2 MiB); a larger declared length is skipped, unread."""
@@ -27,7 +27,7 @@ class HandshakeAssembler:
     def __init__(self) -> None:
         self._buf = bytearray()
         self._skip = 0
-        self.anomalies: list[Anomaly] = []
+        self.anomalies: CappedList[Anomaly] = CappedList()
         """Oversized messages that were skipped."""
 
     def feed(self, fragment: bytes, frame: int) -> list[HandshakeMessage]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlspcap.anomaly import Anomaly
+from tlspcap.anomaly import Anomaly, CappedList
 
 CT_CHANGE_CIPHER_SPEC = 20
 CT_ALERT = 21
@@ -101,7 +101,7 @@ class RecordReader:
         self._gapped = 0  # bytes missing before TLS starts: not in _plain
         self.tls_offset: int | None = None
         """Stream offset where TLS starts; None while (or if) no TLS was found."""
-        self.anomalies: list[Anomaly] = []
+        self.anomalies: CappedList[Anomaly] = CappedList()
         """Record-layer anomalies, in order."""
 
     @property
