@@ -92,8 +92,10 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
     result.truncated = reader.truncated
     result.secrets = list(reader.secrets)
     result.keylog_secrets = len(secrets)
-    if unsupported and not decoded_any:
-        result.error = "; ".join(unsupported.values())
+    skipped = [a.detail for a in reader.anomalies if a.name == "unsupported_linktype"]
+    if not decoded_any and (unsupported or skipped):
+        # Every packet was on an interface tlspcap cannot decode: an error, not an empty result.
+        result.error = "; ".join(list(unsupported.values()) + skipped)
     return result
 
 

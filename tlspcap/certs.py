@@ -78,12 +78,13 @@ def load_certificate(der: bytes) -> x509.Certificate | None:
     return cert
 
 
-def capture_datetime(ts: float) -> datetime:
-    """A capture timestamp as an aware UTC datetime, clamped to what datetime can hold."""
+def capture_datetime(ts: float) -> datetime | None:
+    """A capture timestamp as an aware UTC datetime; None when no calendar date holds it (a
+    corrupt timestamp: judging validity at year 9999 would invent an expired certificate)."""
     try:
         return datetime.fromtimestamp(ts, UTC)
     except (ValueError, OverflowError, OSError):
-        return datetime.max.replace(tzinfo=UTC) if ts > 0 else datetime.min.replace(tzinfo=UTC)
+        return None
 
 
 def cert_info(der: bytes, frame: int) -> CertInfo:

@@ -210,7 +210,7 @@ def _strength(cert: x509.Certificate, index: int) -> list[CertFinding]:
 
 def check_chain(
     chain_der: Sequence[bytes],
-    at: datetime,
+    at: datetime | None,
     host: str | None,
     store: TrustStore,
     extra: Sequence[x509.Certificate] = (),
@@ -230,7 +230,8 @@ def check_chain(
         return findings
     leaf = parsed[0]
     for i, c in enumerate(parsed):
-        findings += _validity(c, at, i)
+        if at is not None:  # None: the capture time is no date (corrupt timestamp)
+            findings += _validity(c, at, i)
         findings += _strength(c, i)
     if host:
         findings += hostname_findings(leaf, host)
