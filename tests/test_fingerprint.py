@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from tlspcap.analyze import analyze_file
 from tlspcap.tls.fingerprint import (
     GREASE_VALUES,
     is_grease,
@@ -535,9 +536,23 @@ def _server_hello(seen: _TsharkHello) -> ServerHello:
 def load_hellos(relpath: str) -> list[SeenHello]:
     """Every ClientHello and ServerHello sent over TCP in a corpus capture, in frame order.
 
-    This is the one source of hello values for the corpus tests (tshark's dissection for now;
-    meant to be replaced by ``tlspcap.analyze.analyze_file``).
+    This is the one source of hello values for the corpus tests: tlspcap's own reader, TCP
+    reassembly and codecs (``tlspcap.analyze.analyze_file``). tshark stays an independent
+    oracle through :func:`tshark_ja3_by_frame`; :func:`tshark_hellos` builds the same values
+    from tshark's dissection for the tests that check the two agree.
     """
+    seen: list[SeenHello] = []
+    for conn in analyze_file(CORPUS / relpath).connections:
+        s = conn.session
+        cport, sport = s.endpoints[s.client_dir][1], s.endpoints[s.server_dir][1]
+        hellos: list[ClientHello | ServerHello] = [*s.client_hellos, *s.server_hellos]
+        seen.extend(SeenHello(cport, sport, h) for h in hellos)
+    seen.sort(key=lambda x: x.hello.frame)
+    return seen
+
+
+def tshark_hellos(relpath: str) -> list[SeenHello]:
+    """The hellos of a corpus capture as tshark dissects them (field values only)."""
     seen = []
     for h in _tshark_hellos(relpath):
         kind = _first(h.fields, "tls.handshake.type")
@@ -777,7 +792,7 @@ def test_ndpi_fingerprints(capture: str) -> None:
 def test_ja3_matches_wireshark(capture: str) -> None:
     """Every ClientHello/ServerHello: our JA3(S) string equals tshark's ``ja3_full``/``ja3s_full``.
 
-    tshark computes no JA3 for SSLv2 CLIENT-HELLOs; those are only checked for having one.
+    tshark computes no JA3 for SSLv2 hellos; those are only checked for having one.
     No GREASE difference (wireshark#17942) shows up with tshark 4.0.17 on this corpus, so
     none is tolerated.
     """
@@ -794,5 +809,27 @@ def test_ja3_matches_wireshark(capture: str) -> None:
                 continue
         else:
             kind, mine, digest = "2", ja3s_string(hello), ja3s(hello)
+            if hello.sslv2:  # nor for SSLv2 SERVER-HELLOs
+                assert not oracle.get(hello.frame) and digest
+                continue
         theirs = [(full, md5) for k, full, md5 in oracle.get(hello.frame, []) if k == kind]
         assert (mine, digest) in theirs, (capture, hello.frame)
+
+
+@needs_corpus
+@pytest.mark.parametrize("capture", _corpus_captures())
+def test_ja4_same_from_tlspcap_and_tshark_hellos(capture: str) -> None:
+    """JA4 of every ClientHello is the same whether its fields come from tlspcap or tshark."""
+    ours = {
+        s.hello.frame: ja4(s.hello)
+        for s in load_hellos(capture)
+        if isinstance(s.hello, ClientHello) and not s.hello.sslv2
+    }
+    theirs = {
+        s.hello.frame: ja4(s.hello)
+        for s in tshark_hellos(capture)
+        if isinstance(s.hello, ClientHello) and not s.hello.sslv2
+    }
+    # tshark finds TLS by port, tlspcap by content: every hello tshark sees, tlspcap sees too.
+    assert theirs.keys() <= ours.keys(), (sorted(ours), sorted(theirs))
+    assert {f: ours[f] for f in theirs} == theirs
