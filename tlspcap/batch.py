@@ -2,8 +2,9 @@
 
 A worker runs :func:`analyze_one`: it reads the capture (through :func:`analyze_file`), diagnoses
 every connection and turns the result into a :class:`~tlspcap.report.summary.FileReport` (the
-JSON contract's dicts, the text blocks and the ladder events), which pickles cheaply. A failure
-in one file, even a crash of its worker, becomes an error entry for that file; the others go on.
+JSON contract's dicts, plus the text blocks and the ladder events when the requested formats show
+them), which pickles cheaply. A failure in one file, even a crash of its worker, becomes an error
+entry for that file; the others go on.
 """
 
 from __future__ import annotations
@@ -39,6 +40,15 @@ class Settings:
     server_protocols: frozenset[int] | None = None
     keylog: KeyLog | None = None
     """Parsed ``--keylog`` secrets."""
+    formats: frozenset[str] | None = None
+    """Report formats the run will render (``cli.FORMATS`` names); None: every format. Parts
+    only some formats show (the text block, the ladder events) are built only when needed."""
+
+
+TEXT_PART_FORMATS = frozenset(("text",))
+"""Formats that render :attr:`ConnectionReport.text`."""
+LADDER_PART_FORMATS = frozenset(("html", "markdown"))
+"""Formats that render :attr:`ConnectionReport.ladder`."""
 
 
 @functools.lru_cache(maxsize=4)
@@ -59,12 +69,23 @@ def options_for(settings: Settings) -> Options:
     )
 
 
-def build_report(result: CaptureResult, verdicts: Sequence[Verdict], size: int = 0) -> FileReport:
-    """A capture's results as plain data for every format."""
+def build_report(
+    result: CaptureResult,
+    verdicts: Sequence[Verdict],
+    size: int = 0,
+    formats: frozenset[str] | None = None,
+) -> FileReport:
+    """A capture's results as plain data for ``formats`` (None: every format)."""
+    want_text = formats is None or not formats.isdisjoint(TEXT_PART_FORMATS)
+    want_ladder = formats is None or not formats.isdisjoint(LADDER_PART_FORMATS)
     capture = jsonfmt.capture_to_dict(result, verdicts)
     connections = capture.pop("connections")
     reports = [
-        ConnectionReport(data=data, text=text.connection_block(conn, v), ladder=ladder_events(conn))
+        ConnectionReport(
+            data=data,
+            text_block=text.connection_block(conn, v) if want_text else None,
+            ladder_events=ladder_events(conn) if want_ladder else None,
+        )
         for data, conn, v in zip(connections, result.connections, verdicts, strict=True)
     ]
     return FileReport(meta=capture, connections=reports, size=size)
@@ -79,7 +100,7 @@ def analyze_one(path: str, settings: Settings, size: int = 0) -> FileReport:
     try:
         result = analyze_file(Path(path), keylog=settings.keylog)
         verdicts = diagnose_capture(result, options_for(settings))
-        return build_report(result, verdicts, size)
+        return build_report(result, verdicts, size, settings.formats)
     except Exception as exc:  # a tlspcap bug: isolate it to this file
         return error_report(path, internal_error(exc), size)
     finally:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from cryptography import x509
@@ -88,14 +89,24 @@ def capture_datetime(ts: float) -> datetime | None:
 
 
 def cert_info(der: bytes, frame: int) -> CertInfo:
-    """Describe one DER certificate; never raises on bad input (``error`` says why)."""
+    """Describe one DER certificate; never raises on bad input (``error`` says why).
+
+    The parsed fields are cached by DER (a certificate is parsed once however many connections
+    carry it); nothing in them depends on time, so validity is still judged per connection.
+    """
+    return replace(_cert_fields(der), frame=frame)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cert_fields(der: bytes) -> CertInfo:
+    """Everything :func:`cert_info` says of ``der`` but the frame (which is 0 here)."""
     digest = hashlib.sha256(der).hexdigest()
     cert = load_certificate(der)
     if cert is None:
-        return CertInfo(frame, der, digest, error="not a parsable X.509 certificate")
+        return CertInfo(0, der, digest, error="not a parsable X.509 certificate")
     try:
         return CertInfo(
-            frame,
+            0,
             der,
             digest,
             subject=cert.subject.rfc4514_string(),
@@ -106,7 +117,7 @@ def cert_info(der: bytes, frame: int) -> CertInfo:
             is_ca=_is_ca(cert),
         )
     except ValueError as exc:
-        return CertInfo(frame, der, digest, error=f"unreadable certificate field: {exc}")
+        return CertInfo(0, der, digest, error=f"unreadable certificate field: {exc}")
 
 
 def iso_utc(value: datetime | None) -> str | None:

@@ -7,6 +7,7 @@ in the capture and the trust anchors given.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import warnings
 from collections.abc import Sequence
@@ -65,8 +66,13 @@ def load_pem_roots(pem: bytes) -> list[x509.Certificate]:
         return list(x509.load_pem_x509_certificates(pem))
 
 
+@functools.lru_cache(maxsize=4096)
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """``issuer`` names and signed ``cert`` (legacy signatures checked with the raw key)."""
+    """``issuer`` names and signed ``cert`` (legacy signatures checked with the raw key).
+
+    Cached: certificates hash and compare by their DER, so this is keyed by (cert DER, issuer
+    DER) and each signature is checked once however many chains carry the pair.
+    """
     if cert.issuer != issuer.subject:
         return False
     try:

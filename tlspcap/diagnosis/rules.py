@@ -435,6 +435,15 @@ def _completion(
     v = Verdict(FAILED)
     v.add(ch.frame, _hello_text(ch))
     v.add(sh.frame, f"the server chose {_vname(sh.version)} with {cipher_name(sh.cipher_suite)}")
+    gaps = s.server.gap_frames + s.client.gap_frames
+    if gaps and not done:
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add(
+            min(gaps),
+            "the capture lacks part of the handshake (a gap in the TCP stream): "
+            "what followed cannot be read",
+        )
+        return v
     first = _earliest(client_alert, server_alert)
     if first is not None and first is client_alert:
         return _client_rejects(ctx, v, ch, sh, first, findings)

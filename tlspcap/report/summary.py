@@ -1,8 +1,9 @@
 """Reports over many captures: the per-file report model, filters, totals, CSV/JSON summaries.
 
 A :class:`FileReport` is what the batch runner's workers send back (plain, picklable data: the
-JSON contract's dicts plus pre-rendered text lines and ladder events), so every format can be
-rendered in the parent process without the capture or the parsed sessions.
+JSON contract's dicts plus, when the run's formats show them, pre-rendered text lines and ladder
+events), so every requested format can be rendered in the parent process without the capture or
+the parsed sessions.
 """
 
 from __future__ import annotations
@@ -45,14 +46,39 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 @dataclass(slots=True)
 class ConnectionReport:
-    """One connection as every format renders it."""
+    """One connection as the requested formats render it.
+
+    ``data`` is always there (JSON, CSV, totals and filters read it); the text block and the
+    ladder events are built only when a format that shows them was asked for (None otherwise),
+    and reading one that was not built raises :class:`MissingReportPart`.
+    """
 
     data: Json
     """The contract's connection dict (``jsonfmt.connection_to_dict``)."""
-    text: list[str] = field(default_factory=list)
-    """The text report's block (``text.connection_block``), already sanitized."""
-    ladder: list[Json] = field(default_factory=list)
-    """Message sequence for the ladder diagram (``html.ladder_events``)."""
+    text_block: list[str] | None = None
+    """The text report's block (``text.connection_block``), already sanitized; None: not built."""
+    ladder_events: list[Json] | None = None
+    """Message sequence for the ladder diagram (``html.ladder_events``); None: not built."""
+
+    @property
+    def text(self) -> list[str]:
+        """The text block (for the text format)."""
+        if self.text_block is None:
+            raise MissingReportPart("the text block was not built (text format not requested)")
+        return self.text_block
+
+    @property
+    def ladder(self) -> list[Json]:
+        """The ladder events (for the HTML and Markdown formats)."""
+        if self.ladder_events is None:
+            raise MissingReportPart(
+                "the ladder events were not built (html/markdown format not requested)"
+            )
+        return self.ladder_events
+
+
+class MissingReportPart(RuntimeError):
+    """A renderer asked for a part of a connection report that its run did not build."""
 
 
 @dataclass(slots=True)

@@ -157,6 +157,19 @@ class StreamReassembler:
             self._drain(frame, out)
         return out
 
+    def acked(self, ack: int, frame: int) -> list[Piece]:
+        """The peer acknowledged ``ack``: a hole it covers, with buffered data after it that the
+        peer acknowledged too, was received by the peer and is missing from the capture."""
+        heap = self._heap
+        if not heap or self._base is None:
+            return []
+        first_pos, _, _, first_data = heap[0]
+        if self.offset_of(ack) < first_pos + len(first_data):
+            return []
+        out: list[Piece] = []
+        self._skip_hole(frame, out)
+        return out
+
     def _skip_hole(self, frame: int, out: list[Piece]) -> None:
         first = self._heap[0][0]
         if first > self.next_offset:

@@ -157,6 +157,9 @@ class ConnectionTracker:
                 conn.early_closes.append((direction, flags, seg.frame, seg.ts))
             return
         session = conn.session
+        if flags & ACK:
+            for piece in conn.streams[1 - direction].acked(seg.ack, seg.frame):
+                session.data(1 - direction, piece)
         for d, f, frame, ts in conn.early_closes:
             session.now = ts
             session.fin(d, frame) if f & FIN else session.rst(d, frame)
