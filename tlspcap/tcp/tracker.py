@@ -57,6 +57,8 @@ class TcpConnection:
     """A FIN or RST was seen (a new SYN on the tuple starts a new connection)."""
     evicted: bool = False
     """Dropped from the table to bound memory before it ended."""
+    syn_times: dict[int, float] = field(default_factory=dict)
+    """Capture time of SYN frames seen before the session existed."""
     early_closes: list[tuple[int, int, int, float]] = field(default_factory=list)
     """FIN/RST (direction, flags, frame, time) seen before the session existed."""
 
@@ -148,6 +150,7 @@ class ConnectionTracker:
         flags = seg.flags
         if flags & SYN:
             self._syn(conn, direction, seg.seq, seg.frame, flags & ACK)
+            conn.syn_times[seg.frame] = seg.ts
         if flags & (FIN | RST):
             conn.closed = True
         if not (seg.payload or seg.missing or conn.has_session):
@@ -157,6 +160,10 @@ class ConnectionTracker:
                 conn.early_closes.append((direction, flags, seg.frame, seg.ts))
             return
         session = conn.session
+        if conn.syn_times:  # the ladder diagram shows the TCP handshake with its times
+            for frame, ts in conn.syn_times.items():
+                session.frame_times.setdefault(frame, ts)
+            conn.syn_times.clear()
         if flags & ACK:
             for piece in conn.streams[1 - direction].acked(seg.ack, seg.frame):
                 session.data(1 - direction, piece)
