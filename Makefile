@@ -26,7 +26,7 @@ sysdeps-test:
 # System tools only needed to regenerate the fixtures from real TLS stacks.
 sysdeps-fixtures: sysdeps-test
 	@missing=""; \
-	for p in tcpdump:tcpdump gnutls-cli:gnutls-bin nginx:nginx-light openssl:openssl curl:curl ip:iproute2; do \
+	for p in tcpdump:tcpdump gnutls-cli:gnutls-bin nginx:nginx-light openssl:openssl curl:curl ip:iproute2 javac:openjdk-17-jdk-headless; do \
 	  command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) $(APT) $$missing; }
 

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tlspcap.tls.registry import alert_level_name, alert_name
+
 TSHARK = os.environ.get("TSHARK", "tshark")
 
 #: Captures that tshark misreads with out-of-order reassembly on (MANIFEST.md): TCP Fast Open data
@@ -59,47 +61,8 @@ REASSEMBLE_OUT_OF_ORDER_OFF = frozenset({"tcp-fastopen-10-syn-data-ignore.pcap"}
 #: RFC 8446 section 4.1.3: the ServerHello.random of a HelloRetryRequest.
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
-ALERT_LEVELS = {1: "warning", 2: "fatal"}
-
-#: IANA TLS Alert Registry (descriptions), snake_case.
-ALERT_DESCRIPTIONS = {
-    0: "close_notify",
-    10: "unexpected_message",
-    20: "bad_record_mac",
-    21: "decryption_failed",
-    22: "record_overflow",
-    30: "decompression_failure",
-    40: "handshake_failure",
-    41: "no_certificate",
-    42: "bad_certificate",
-    43: "unsupported_certificate",
-    44: "certificate_revoked",
-    45: "certificate_expired",
-    46: "certificate_unknown",
-    47: "illegal_parameter",
-    48: "unknown_ca",
-    49: "access_denied",
-    50: "decode_error",
-    51: "decrypt_error",
-    52: "too_many_cids_requested",
-    60: "export_restriction",
-    70: "protocol_version",
-    71: "insufficient_security",
-    80: "internal_error",
-    86: "inappropriate_fallback",
-    90: "user_canceled",
-    100: "no_renegotiation",
-    109: "missing_extension",
-    110: "unsupported_extension",
-    111: "certificate_unobtainable",
-    112: "unrecognized_name",
-    113: "bad_certificate_status_response",
-    114: "bad_certificate_hash_value",
-    115: "unknown_psk_identity",
-    116: "certificate_required",
-    120: "no_application_protocol",
-    121: "ech_required",
-}
+# Alert names: the registry's, so unknown codes render alike on both sides (numbers come
+# from tshark).
 
 _CHANGE_CIPHER_SPEC = 20
 #: SSL 3.0 to TLS 1.2: versions in which ChangeCipherSpec starts encryption.
@@ -383,8 +346,8 @@ def _record_events(record: ET.Element, frame: int, src: str) -> list[_Event]:
                 frame,
                 src,
                 {
-                    "level": ALERT_LEVELS.get(_int(level)),
-                    "description": ALERT_DESCRIPTIONS.get(_int(desc)),
+                    "level": alert_level_name(_int(level)),
+                    "description": alert_name(_int(desc)),
                 },
             )
         )

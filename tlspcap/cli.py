@@ -7,6 +7,7 @@ parallel (:mod:`tlspcap.batch`), filters the connections and renders the reports
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import sys
@@ -173,6 +174,8 @@ def analyze(
             snis=tuple(sni or []),
         )
         settings = _settings(ca_bundle, host, server_ciphers, server_protocols, nginx_conf, keylog)
+        # build only the report parts the requested formats render (text block, ladder)
+        settings = dataclasses.replace(settings, formats=frozenset(fmts))
     except (TlspcapError, OSError, ValueError) as exc:
         _err(f"tlspcap: {exc}")
         raise typer.Exit(EXIT_ERROR) from None

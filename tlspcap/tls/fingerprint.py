@@ -25,6 +25,7 @@ import hashlib
 from collections.abc import Iterable
 
 from tlspcap.tls.messages import ClientHello, ServerHello
+from tlspcap.tls.registry import GREASE_VALUES, is_grease
 
 __all__ = [
     "GREASE_VALUES",
@@ -37,8 +38,6 @@ __all__ = [
     "ja4_raw",
 ]
 
-GREASE_VALUES: frozenset[int] = frozenset(0x0A0A + 0x1010 * i for i in range(16))
-"""The sixteen GREASE code points of RFC 8701 (0x0a0a, 0x1a1a, ... 0xfafa)."""
 
 _EXT_SERVER_NAME = 0x0000
 _EXT_ALPN = 0x0010
@@ -59,11 +58,6 @@ _JA4_VERSIONS: dict[int, str] = {
 
 _JA4_TRANSPORTS = frozenset({"t", "q", "d"})
 _EMPTY_HASH = "000000000000"
-
-
-def is_grease(value: int) -> bool:
-    """Whether ``value`` is a GREASE code point (RFC 8701)."""
-    return value in GREASE_VALUES
 
 
 def _no_grease(values: Iterable[int]) -> list[int]:
