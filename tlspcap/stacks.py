@@ -1,10 +1,11 @@
 """Naming the likely client stack from its JA4 fingerprint (a small, documented table).
 
 The table is built from ClientHellos whose stack is known: the real-stack fixtures (their
-MANIFEST.json names each client, OpenJDK 17 among them) and the public corpus (Zeek's OpenJDK 25
-trace, its Chrome 125 trace). It matches on JA4's cipher hash (``b``, the sorted cipher list: a stack's default
-configuration) and, where stacks share a cipher list, on the extension hash (``c``). A match is
-a hint for the support engineer ("looks like a Java client"), never evidence for a verdict.
+MANIFEST.json names each client, OpenJDK 17 among them) and the public corpus (Zeek's OpenJDK
+25 and Chrome 125 traces). It matches on JA4's cipher hash (``b``, the sorted cipher list: a
+stack's default configuration) and, where stacks share a cipher list, on the extension hash
+(``c``). A client run with a restricted cipher list has another fingerprint and stays unnamed.
+A match is a hint for the support engineer ("looks like a Java client"), never evidence.
 """
 
 from __future__ import annotations
