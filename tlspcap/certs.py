@@ -53,7 +53,8 @@ def _names(cert: x509.Certificate) -> tuple[str, ...]:
     return tuple(dns) + tuple(ips)
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
+def is_ca(cert: x509.Certificate) -> bool:
+    """The basicConstraints CA flag (False when absent or unreadable)."""
     try:
         bc = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
     except (x509.ExtensionNotFound, ValueError):
@@ -114,7 +115,7 @@ def _cert_fields(der: bytes) -> CertInfo:
             san=_names(cert),
             not_before=cert.not_valid_before_utc,
             not_after=cert.not_valid_after_utc,
-            is_ca=_is_ca(cert),
+            is_ca=is_ca(cert),
         )
     except ValueError as exc:
         return CertInfo(0, der, digest, error=f"unreadable certificate field: {exc}")

@@ -90,5 +90,5 @@ HEADLINES: dict[str, str] = {
     "connection_reset": "the connection was reset during the handshake",
     "no_server_response": "the ClientHello got no answer",
     "non_tls_peer": "the peer does not speak TLS",
-    "unknown": "the handshake failed for a reason the capture does not show",
+    "unknown": "the capture does not single out a cause",
 }

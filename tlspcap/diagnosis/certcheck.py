@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
 
-from tlspcap.certs import load_certificate
+from tlspcap.certs import is_ca, load_certificate
 
 MIN_RSA_BITS = 2048
 WEAK_HASHES = ("md5", "sha1")
@@ -302,7 +302,7 @@ def _path_findings(
                 )
                 break
         issuer = cur.issuer.rfc4514_string()
-        if cur is leaf or not _is_ca(cur):
+        if cur is leaf or not is_ca(cur):
             out.append(
                 CertFinding(
                     "incomplete_chain",
@@ -334,12 +334,3 @@ def _path_findings(
 
 def _unused_after(used: set[int]) -> bool:
     return sorted(used) != list(range(len(used)))
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    try:
-        bc = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value
-    except (x509.ExtensionNotFound, ValueError):
-        return False
-    assert isinstance(bc, x509.BasicConstraints)
-    return bc.ca

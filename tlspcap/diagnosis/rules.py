@@ -532,6 +532,8 @@ def _client_rejects(
             "mismatch, a not-yet-valid certificate or a weak key; the certificate is "
             "encrypted, run again with --keylog to tell which",
         )
+        v.cause = "unknown"
+        return v
     v.cause = "unknown"
     v.add(None, f"{_describe(alert)} from the client with no certificate problem visible")
     return v
