@@ -120,6 +120,8 @@ class Side:
     certificates: list[CertificateMessage] = field(default_factory=list)
     last_frame: int | None = None
     """Last frame that carried TLS bytes from this side."""
+    first_data_frame: int | None = None
+    """First frame that carried stream bytes from this side (TLS or not)."""
     decrypted_records: int = 0
     """Encrypted records of this side decrypted with key-log secrets."""
     finished_frame: int | None = None
@@ -232,6 +234,8 @@ class TlsSession:
                 Anomaly("tcp_gap", piece.frame, f"{piece.size} bytes missing from the capture")
             )
             return
+        if side.first_data_frame is None:
+            side.first_data_frame = piece[1]
         for record in side.reader.feed(piece[0], piece[1]):
             side.last_frame = record.frame
             self.frame_times.setdefault(record.frame, self.now)

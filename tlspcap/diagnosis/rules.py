@@ -770,7 +770,7 @@ def _hello_text(ch: ClientHello) -> str:
 
 
 def _first_server_frame(ctx: Context) -> int | None:
-    return ctx.conn.last_frame
+    return ctx.s.server.first_data_frame
 
 
 PLAINTEXT_SIGNS = (
