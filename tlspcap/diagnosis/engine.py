@@ -9,13 +9,13 @@ alert's description alone is never trusted, since stacks disagree on which alert
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis import rules
 from tlspcap.diagnosis.advice import FIXES, HEADLINES, MUST_ACT
 from tlspcap.diagnosis.certcheck import TrustStore
+from tlspcap.diagnosis.context import Context
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
 from tlspcap.diagnosis.model import ESTABLISHED, INCOMPLETE, Verdict
 from tlspcap.tcp.tracker import TcpConnection
@@ -68,7 +68,7 @@ def diagnose(
     conn: TcpConnection, know: CaptureKnowledge, opts: Options, capture_end: float | None
 ) -> Verdict:
     """The verdict of one connection."""
-    ctx = rules.Context(conn, know, opts, capture_end)
+    ctx = Context(conn, know, opts, capture_end)
     verdict = rules.walk(ctx)
     _finish(verdict)
     return verdict
@@ -104,10 +104,3 @@ def summarize(v: Verdict) -> str:
     if v.must_act and v.outcome != INCOMPLETE:
         parts.append(f"The {v.must_act} must act: {v.fix}")
     return " ".join(p for p in parts if p)
-
-
-def verdicts_for(
-    results: Sequence[CaptureResult], options: Options | None = None
-) -> list[list[Verdict]]:
-    """Verdicts for several captures."""
-    return [diagnose_capture(r, options) for r in results]

@@ -125,6 +125,7 @@ class ConnectionTracker:
         return self._done
 
     def __iter__(self) -> Iterator[TcpConnection]:
+        """The connections tracked right now (each once per direction key)."""
         return iter(c for c, _ in self._table.values())
 
     # ---- internals ----------------------------------------------------------------------
