@@ -75,6 +75,15 @@ def _certificate_findings(ctx: Context, ch: ClientHello) -> list[CertFinding]:
     return check_chain(msg.chain, at, host, trust, ctx.know.certificates)
 
 
+def _blame_certificate(v: Verdict, s: TlsSession, findings: list[CertFinding]) -> Verdict:
+    """The client gave up after seeing the certificate: its worst finding is the cause."""
+    cert = _cert_cause(findings, None)
+    v.cause = cert.code if cert else "unknown"
+    if cert:
+        v.add(cert_frame(s), cert.text)
+    return v
+
+
 def _cert_cause(findings: list[CertFinding], alert: Alert | None) -> CertFinding | None:
     codes = {f.code: f for f in findings}
     if alert is not None and alert.description in ALERT_TO_CERT_CAUSE:
@@ -249,11 +258,7 @@ def _tls13_completion(
             f"the client's first encrypted record is {rejected.length} bytes: an encrypted "
             "alert, not a Finished; the client rejected the server's certificate or parameters",
         )
-        cert = _cert_cause(findings, None)
-        v.cause = cert.code if cert else "unknown"
-        if cert:
-            v.add(cert_frame(s), cert.text)
-        return v
+        return _blame_certificate(v, s, findings)
     fin_size = finished_record_size(sh.cipher_suite)
     flight = view.client_flight
     handshake_records = 1
@@ -364,11 +369,7 @@ def _outcome(
             f"the client completed the handshake and closed ({client_close[1]}) "
             "without sending data",
         )
-        cert = _cert_cause(findings, None)
-        v.cause = cert.code if cert else "unknown"
-        if cert:
-            v.add(cert_frame(s), cert.text)
-        return v
+        return _blame_certificate(v, s, findings)
     for side_name, (frame, how) in (("server", server_close), ("client", client_close)):
         if how == "RST" and frame is not None and not done:
             v.cause, v.gave_up = "connection_reset", side_name
@@ -407,10 +408,9 @@ def _outcome(
         if frame is not None:
             v.gave_up = side_name
             v.add(frame, f"the {side_name} closed ({how}) before the handshake completed")
-            cert = _cert_cause(findings, None) if side_name == "client" else None
-            v.cause = cert.code if cert else "unknown"
-            if cert:
-                v.add(cert_frame(s), cert.text)
+            if side_name == "client":
+                return _blame_certificate(v, s, findings)
+            v.cause = "unknown"
             return v
     v.outcome, v.cause = INCOMPLETE, "unknown"
     v.add(None, "the capture ends before the handshake completed")
