@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis.engine import Verdict
+from tlspcap.report import text
 from tlspcap.report.facts import (
     Json,
     alert_facts,
@@ -45,6 +46,7 @@ def connection_to_dict(conn: TcpConnection, verdict: Verdict) -> Json:
         "certificates": certificate_facts(s, "server"),
         "client_certificates": certificate_facts(s, "client"),
         "history": s.history,
+        "ended": text.ended(conn),
         "likely_client": _likely_client(s.client_hellos),
         "first_frame": conn.first_frame,
         "last_frame": conn.last_frame,

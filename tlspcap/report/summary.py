@@ -20,7 +20,7 @@ from tlspcap.diagnosis.model import CAUSES, ESTABLISHED, FAILED, INCOMPLETE
 from tlspcap.report.facts import Json
 from tlspcap.report.jsonfmt import SCHEMA_VERSION
 from tlspcap.report.text import sanitize
-from tlspcap.tls.registry import cipher_name, version_name
+from tlspcap.tls.registry import cipher_name, is_grease, version_name
 
 OUTCOMES = (FAILED, INCOMPLETE, ESTABLISHED)
 """Outcomes in the order reports list them."""
@@ -377,10 +377,23 @@ def established_line(data: Json) -> str:
     sni = conn_sni(data)
     if sni is not None:
         parts.append(f"SNI {sni}")
+    hellos = data.get("client_hellos") or []
+    if hellos:
+        offered = hellos[0].get("supported_versions") or [hellos[0].get("legacy_version")]
+        names = [version_name(v) for v in offered if isinstance(v, int) and not is_grease(v)]
+        parts.append("offers " + "/".join(names))
     version, cipher = conn_version(data), conn_cipher(data)
     if version:
-        parts.append(f"{version} {cipher}")
+        parts.append(f"chose {version} {cipher}")
     parts.append(f"frames {data.get('first_frame')}-{data.get('last_frame')}")
+    alerts = data.get("alerts") or []
+    if alerts:
+        parts.append("alerts: " + "; ".join(alert_text(a) for a in alerts[:3]))
+    if data.get("ended"):
+        parts.append(f"ended: {data['ended']}")
+    findings = sorted({str(f.get("code")) for f in data.get("secondary") or []})
+    if findings:
+        parts.append("findings: " + ", ".join(findings))
     return sanitize("  ".join(parts))
 
 

@@ -19,7 +19,8 @@ def sanitize(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else "\ufffd" for ch in text)
 
 
-def _ended(conn: TcpConnection) -> str:
+def ended(conn: TcpConnection) -> str:
+    """How the connection ended: who sent FIN or RST, at which frame."""
     s = conn.session
     parts = []
     for role, side in (("client", s.client), ("server", s.server)):
@@ -65,7 +66,7 @@ def connection_block(conn: TcpConnection, verdict: Verdict) -> list[str]:
         lines.append(
             f"  client looks like: {hint.name}" + (f" (check: {hint.hint})" if hint.hint else "")
         )
-    lines.append(f"  history {s.history or '-'}; ended: {_ended(conn)}")
+    lines.append(f"  history {s.history or '-'}; ended: {ended(conn)}")
     for an in s.anomalies:
         lines.append(f"  anomaly: {an.name} (frame {an.frame}) {an.detail}")
     if verdict.outcome == ESTABLISHED:
