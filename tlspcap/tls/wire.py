@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from tlspcap.errors import DecodeError
 
 
@@ -44,7 +46,10 @@ class WireReader:
     def uint(self, n: int) -> int:
         """Read an unsigned big-endian integer of ``n`` bytes."""
         pos = self._take(n)
-        return int.from_bytes(self._data[pos : pos + n], "big")
+        data = self._data
+        if n == 2:  # the common case (lengths, cipher suites, extension types)
+            return (data[pos] << 8) | data[pos + 1]
+        return int.from_bytes(data[pos : pos + n], "big")
 
     def u8(self) -> int:
         """Read one byte."""
@@ -83,7 +88,7 @@ class WireReader:
         body = self.opaque(length_bytes)
         if len(body) % 2:
             raise DecodeError("odd length in a list of 16-bit values")
-        return tuple(int.from_bytes(body[i : i + 2], "big") for i in range(0, len(body), 2))
+        return struct.unpack(f">{len(body) // 2}H", body)
 
     def u8_list(self, length_bytes: int) -> tuple[int, ...]:
         """Read a vector of bytes as integers."""
