@@ -40,6 +40,7 @@ from tlspcap.tls.registry import cipher_name
 
 # ---- after the ServerHello --------------------------------------------------------------
 def after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdict:
+    """The verdict of a connection whose ClientHello got a ServerHello."""
     s = ctx.s
     tls13 = is_tls13(sh.version)
     findings = _certificate_findings(ctx, ch)
@@ -64,7 +65,6 @@ def after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdic
 
 
 def _certificate_findings(ctx: Context, ch: ClientHello) -> list[CertFinding]:
-    """The verdict of a connection whose ClientHello got a ServerHello."""
     s = ctx.s
     if not s.server.certificates or not s.server.certificates[0].chain:
         return []

@@ -71,11 +71,11 @@ class Context:
 
 
 def vname(v: int) -> str:
+    """The registry name of a TLS version."""
     return version_name(v)
 
 
 def offered_versions(ch: ClientHello) -> list[int]:
-    """The registry name of a TLS version."""
     """Versions a ClientHello offers (supported_versions, else its legacy version)."""
     listed = [v for v in ch.supported_versions if not is_grease(v)]
     return listed or [ch.legacy_version]
@@ -93,6 +93,7 @@ def first_fatal(alerts: list[Alert], include_encrypted: bool = True) -> Alert | 
 
 
 def describe_alert(a: Alert) -> str:
+    """An alert in words ("a fatal unknown_ca alert", "an encrypted alert (19 bytes)")."""
     if a.description is None:
         return f"an encrypted alert ({a.length} bytes)"
     level = {1: "warning", 2: "fatal"}.get(a.level or 0, f"level {a.level}")
@@ -100,13 +101,12 @@ def describe_alert(a: Alert) -> str:
 
 
 def first_alert_frame(alerts: list[Alert], sender: str) -> int | None:
-    """An alert in words ("a fatal unknown_ca alert", "an encrypted alert (19 bytes)")."""
+    """Frame of the first alert a side sent, if any."""
     frames = [a.frame for a in alerts if a.sender == sender]
     return frames[0] if frames else None
 
 
 def close_of(side: Side, alert_frame: int | None = None) -> tuple[int | None, str]:
-    """Frame of the first alert a side sent, if any."""
     """Frame and kind of the first sign that a side is closing (alert, RST or FIN)."""
     if alert_frame is not None and all(
         f is None or alert_frame <= f for f in (side.rst_frame, side.fin_frame)
@@ -120,24 +120,25 @@ def close_of(side: Side, alert_frame: int | None = None) -> tuple[int | None, st
 
 
 def real_suites(ch: ClientHello) -> list[int]:
+    """Offered cipher suites without GREASE and the signalling values (SCSVs)."""
     return [c for c in ch.cipher_suites if not is_grease(c) and c not in (0x00FF, 0x5600)]
 
 
 def cert_frame(s: TlsSession) -> int | None:
-    """Offered cipher suites without GREASE and the signalling values (SCSVs)."""
+    """Frame of the server's first Certificate message, if one was seen."""
     return s.server.certificates[0].frame if s.server.certificates else None
 
 
 # ---- text helpers -----------------------------------------------------------------------
 def hello_text(ch: ClientHello) -> str:
-    """Frame of the server's first Certificate message, if one was seen."""
+    """A ClientHello in one line of evidence."""
     versions = ", ".join(vname(o) for o in offered_versions(ch))
     sni = f"server_name {ch.sni!r}" if ch.sni is not None else "no server_name"
     return f"ClientHello offering {versions}, {len(ch.cipher_suites)} cipher suites, {sni}"
 
 
 def first_server_frame(ctx: Context) -> int | None:
-    """A ClientHello in one line of evidence."""
+    """First frame that carried bytes from the server."""
     return ctx.s.server.first_data_frame
 
 
@@ -153,7 +154,6 @@ PLAINTEXT_SIGNS = (
 
 
 def looks_like(data: bytes) -> str:
-    """First frame that carried bytes from the server."""
     """Name the plaintext protocol a peer answered with, from its first bytes."""
     for prefix, name in PLAINTEXT_SIGNS:
         if data.startswith(prefix):
