@@ -65,9 +65,7 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
     secrets = KeyLog(base=keylog)  # a layer for this file's DSBs
     secrets_used = 0
     tracker = ConnectionTracker(partial(TlsSession, keylog=secrets))
-    decoders: dict[int, Decoder | None] = {}
-    unsupported: dict[int, str] = {}
-    decoded_any = False
+    decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
     for packet in reader.packets():
         if len(reader.secrets) > secrets_used:  # DSBs come before the packets they unlock
             secrets.add_secrets_blocks(reader.secrets[secrets_used:])
@@ -76,13 +74,9 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
         if result.first_ts is None:
             result.first_ts = packet.ts
         result.last_ts = packet.ts
-        decoder = decoders.get(packet.linktype, _MISSING)
-        if decoder is _MISSING:
-            decoder = _decoder_for(packet.linktype, unsupported, result, packet.frame)
-            decoders[packet.linktype] = decoder
+        decoder = decoders.get(packet.linktype)
         if decoder is None:
-            continue
-        decoded_any = True
+            decoder = decoders[packet.linktype] = segment_decoder(packet.linktype)
         segment = decoder(packet)
         if segment is not None:
             tracker.feed(segment)
@@ -93,28 +87,10 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
     result.secrets = list(reader.secrets)
     result.keylog_secrets = len(secrets)
     skipped = [a.detail for a in reader.anomalies if a.name == "unsupported_linktype"]
-    if not decoded_any and (unsupported or skipped):
+    if not result.packets and skipped:
         # Every packet was on an interface tlspcap cannot decode: an error, not an empty result.
-        result.error = "; ".join(list(unsupported.values()) + skipped)
+        result.error = "; ".join(skipped)
     return result
-
-
-def _missing(packet: Packet) -> TcpSegment | None:  # pragma: no cover - sentinel only
-    return None
-
-
-_MISSING: Decoder = _missing
-
-
-def _decoder_for(
-    linktype: int, unsupported: dict[int, str], result: CaptureResult, frame: int
-) -> Decoder | None:
-    try:
-        return segment_decoder(linktype)
-    except CaptureError as exc:
-        unsupported[linktype] = exc.reason
-        result.anomalies.append(Anomaly("unsupported_linktype", frame, exc.reason))
-        return None
 
 
 def analyze_file(path: Path, keylog: KeyLog | None = None) -> CaptureResult:

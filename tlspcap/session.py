@@ -279,7 +279,6 @@ class TlsSession:
 
     # ---- records -----------------------------------------------------------------------
     def _letter(self, direction: int, letter: str, collapse: bool = False) -> None:
-        self.frame_times.setdefault(self._frame, self.now)
         if collapse and self._last_letter == (direction, letter):
             return
         self._last_letter = (direction, letter)
