@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_html_report import BIDI, EVIL_SNI, crafted_capture
@@ -16,8 +17,7 @@ from typer.testing import CliRunner
 from tlspcap import batch
 from tlspcap.analyze import CaptureResult, analyze_file
 from tlspcap.cli import EXIT_ERROR, EXIT_FAILURES, EXIT_OK, Progress, app, parse_formats
-from tlspcap.diagnosis.engine import Options, Verdict, diagnose_capture
-from tlspcap.keylog import KeyLog
+from tlspcap.diagnosis.engine import Options, diagnose_capture
 from tlspcap.report import jsonfmt
 from tlspcap.report.summary import CSV_COLUMNS, csv_cell, error_report, parse_server_filter
 
@@ -85,7 +85,7 @@ def test_json_is_the_contract_document() -> None:
     assert code == EXIT_FAILURES
     results = [analyze_file(SNI), analyze_file(OK12)]
     expected = jsonfmt.render(results, [diagnose_capture(r, _ca_options()) for r in results])
-    assert out.rstrip("\n") == expected
+    assert out == expected
     doc = doc_of(out)
     assert doc["schema_version"] == jsonfmt.SCHEMA_VERSION
     assert [c["outcome"] for c in connections(doc)].count("failed") == 3
@@ -242,12 +242,14 @@ def test_parallel_equals_serial(mixed_dir: Path) -> None:
 def test_worker_exception_is_isolated(
     mixed_dir: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
 ) -> None:
-    def explode(result: CaptureResult, options: Options | None = None) -> list[Verdict]:
-        if result.file.endswith("ok.pcap"):
-            raise RuntimeError("boom")
-        return diagnose_capture(result, options)
+    real = batch.analyze_file
 
-    monkeypatch.setattr(batch, "diagnose_capture", explode)  # forked workers inherit it
+    def explode(path: Path, *args: Any) -> CaptureResult:
+        if path.name == "ok.pcap":
+            raise RuntimeError("boom")
+        return real(path, *args)
+
+    monkeypatch.setattr(batch, "analyze_file", explode)  # forked workers inherit it
     code, out, err = run(mixed_dir, *CA, "-f", "json", "--jobs", jobs)
     assert code == EXIT_ERROR
     captures = doc_of(out)["captures"]
@@ -267,10 +269,10 @@ def test_unreadable_file_in_a_pool_is_an_error_entry(tmp_path: Path) -> None:
 def test_worker_process_death_becomes_error_entry(
     mixed_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def die(path: Path, keylog: KeyLog | None = None) -> CaptureResult:
+    def die(path: Path, *args: Any) -> CaptureResult:
         if path.name == "ok.pcap":
             os._exit(3)  # the worker process dies without a word
-        return analyze_file(path, keylog=keylog)
+        return analyze_file(path, *args)
 
     monkeypatch.setattr(batch, "analyze_file", die)  # forked workers inherit it
     files = sorted(p for p in mixed_dir.rglob("*.pcap"))

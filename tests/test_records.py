@@ -407,3 +407,56 @@ def test_empty_feed_is_ignored() -> None:
     assert r.feed(b"", 1) == []
     assert r.feed(CH_RECORD, 2)[0].frame == 2
     assert r.tls_offset == 0
+
+
+def _shape(records: list[Record]) -> list[tuple[int, int, int, int]]:
+    return [(r.content_type, r.version, r.size, r.frame) for r in records]
+
+
+@settings(derandomize=True, max_examples=60, deadline=None)
+@given(
+    cuts=st.sets(st.integers(1, 6035), max_size=60).map(sorted),
+    which=st.sampled_from([0, 1]),
+    skim_after=st.integers(0, 8),
+)
+def test_skimming_gives_the_same_records_without_bodies(
+    cuts: list[int], which: int, skim_after: int
+) -> None:
+    """Skim mode, switched on after any number of chunks, cuts the same records at the same
+    frames (sizes kept, bodies dropped) whatever the segmentation."""
+    stream = tls12_streams()[which]
+    pieces = chunked(stream.data, [c for c in cuts if c < len(stream.data)])
+    full = feed([(p, n) for n, p in enumerate(pieces, 1)])
+    r = RecordReader()
+    got: list[Record] = []
+    for n, p in enumerate(pieces, 1):
+        if n > skim_after:
+            r.skim = True
+        got += r.feed(p, n)
+    assert _shape(got) == _shape(full)
+    assert r.anomalies == []
+    assert all(x.payload == b"" and x.skipped == x.size for x in got if x.frame > skim_after)
+
+
+def test_skimming_streams_a_large_body_past_without_buffering() -> None:
+    body = bytes(range(256)) * 64  # 16 KiB
+    data = record(23, body) + ALERT_RECORD
+    r = RecordReader()
+    r.feed(CH_RECORD, 1)
+    r.skim = True
+    out = []
+    for n, i in enumerate(range(0, len(data), 1448), 2):
+        out += r.feed(data[i : i + 1448], n)
+        assert len(r._buf) < 8
+    assert _shape(out) == [(23, 0x0303, len(body), 13), (21, 0x0303, 2, 13)]
+
+
+def test_gap_while_skimming_a_body_loses_that_record() -> None:
+    r = RecordReader()
+    r.feed(CH_RECORD, 1)
+    r.skim = True
+    assert r.feed(record(23, b"x" * 3000)[:1000], 2) == []
+    r.gap(500, 3)
+    assert r.feed(b"y" * 1505, 4) == []  # the rest of the lost record: not a record start
+    assert _shape(r.feed(ALERT_RECORD, 5)) == [(21, 0x0303, 2, 5)]
+    assert names(r) == [("record_lost_in_gap", 3), ("record_resync", 5)]

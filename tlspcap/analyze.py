@@ -15,12 +15,15 @@ from tlspcap.anomaly import Anomaly
 from tlspcap.capture.decode import segment_decoder
 from tlspcap.capture.model import Packet, TcpSegment
 from tlspcap.capture.reader import CaptureReader
-from tlspcap.errors import CaptureError
+from tlspcap.errors import CaptureError, OutputError
 from tlspcap.keylog import KeyLog
 from tlspcap.session import TlsSession
 from tlspcap.tcp.tracker import ConnectionTracker, TcpConnection
 
 Decoder = Callable[[Packet], TcpSegment | None]
+
+PROGRESS_PACKETS = 65536
+"""Packets between two progress reports."""
 
 
 @dataclass(slots=True)
@@ -37,7 +40,8 @@ class CaptureResult:
     truncated: bool = False
     """The file ended in the middle of a record: results are partial."""
     connections: list[TcpConnection] = field(default_factory=list)
-    """TCP connections that carried TLS, in the order they started."""
+    """TCP connections that carried TLS, in the order they started (empty when they were handed
+    to an ``on_connection`` callback instead)."""
     anomalies: list[Anomaly] = field(default_factory=list)
     """File-level anomalies (capture format, link types, tracker)."""
     first_ts: float | None = None
@@ -48,12 +52,23 @@ class CaptureResult:
     """Secrets the connections could be decrypted with (given key log plus the file's DSBs)."""
 
 
-def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) -> CaptureResult:
+def analyze_stream(
+    stream: BinaryIO,
+    name: str,
+    keylog: KeyLog | None = None,
+    on_connection: Callable[[TcpConnection], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> CaptureResult:
     """Analyse a capture held in a binary stream.
 
     ``keylog`` (e.g. from ``--keylog``) decrypts the connections it has secrets for; the TLS key
     log text of the file's own pcapng Decryption Secrets Blocks is added to it as the blocks are
     read (for this file only: ``keylog`` itself is not modified).
+
+    With ``on_connection``, each TLS connection is handed over as soon as it is over (closed,
+    quiet, evicted, or at the end of the capture: see :mod:`tlspcap.tcp.tracker`) and is not
+    kept: memory stays bounded whatever the capture's size. ``on_progress`` is called with the
+    bytes read so far every :data:`PROGRESS_PACKETS` packets.
     """
     result = CaptureResult(file=name)
     try:
@@ -64,9 +79,11 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
     result.format = reader.format
     secrets = KeyLog(base=keylog)  # a layer for this file's DSBs
     secrets_used = 0
-    tracker = ConnectionTracker(partial(TlsSession, keylog=secrets))
+    tracker = ConnectionTracker(partial(TlsSession, keylog=secrets), on_close=on_connection)
     decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
     for packet in reader.packets():
+        if on_progress is not None and not packet.frame % PROGRESS_PACKETS:
+            on_progress(reader.bytes_read)
         if len(reader.secrets) > secrets_used:  # DSBs come before the packets they unlock
             secrets.add_secrets_blocks(reader.secrets[secrets_used:])
             secrets_used = len(reader.secrets)
@@ -80,8 +97,7 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
         segment = decoder(packet)
         if segment is not None:
             tracker.feed(segment)
-    connections = tracker.finish()
-    result.connections = [c for c in connections if c.has_session and c.session.is_tls]
+    result.connections = tracker.finish()
     result.anomalies = reader.anomalies + tracker.anomalies + result.anomalies
     result.truncated = reader.truncated
     result.secrets = list(reader.secrets)
@@ -93,16 +109,24 @@ def analyze_stream(stream: BinaryIO, name: str, keylog: KeyLog | None = None) ->
     return result
 
 
-def analyze_file(path: Path, keylog: KeyLog | None = None) -> CaptureResult:
+def analyze_file(
+    path: Path,
+    keylog: KeyLog | None = None,
+    on_connection: Callable[[TcpConnection], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> CaptureResult:
     """Analyse one capture file; an unreadable file gives a result with ``error`` set.
 
-    ``keylog`` holds secrets to decrypt TLS with (see :func:`analyze_stream`).
+    The optional arguments are :func:`analyze_stream`'s. An :class:`OutputError` raised by a
+    callback becomes the file's ``error``; any other exception an internal error of the file.
     """
     try:
         with path.open("rb") as stream:
-            return analyze_stream(stream, str(path), keylog)
+            return analyze_stream(stream, str(path), keylog, on_connection, on_progress)
     except OSError as exc:
         return CaptureResult(file=str(path), error=f"cannot read file: {exc.strerror or exc}")
+    except OutputError as exc:
+        return CaptureResult(file=str(path), error=str(exc))
     except Exception as exc:  # a tlspcap bug: report it for this file, keep the others going
         return CaptureResult(
             file=str(path),

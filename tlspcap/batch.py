@@ -1,10 +1,14 @@
 """Analysing many captures: one worker process per file, results back as plain data.
 
 A worker runs :func:`analyze_one`: it reads the capture (through :func:`analyze_file`), diagnoses
-every connection and turns the result into a :class:`~tlspcap.report.summary.FileReport` (the
-JSON contract's dicts, plus the text blocks and the ladder events when the requested formats show
-them), which pickles cheaply. A failure in one file, even a crash of its worker, becomes an error
-entry for that file; the others go on.
+each connection as it closes (:class:`~tlspcap.diagnosis.engine.StreamingDiagnosis`) and turns
+it into a :class:`~tlspcap.report.summary.ConnectionReport` (the JSON contract's dict, plus the
+text block and the ladder events when the requested formats show them). With
+:attr:`Settings.spool_dir` the reports go to a spool file there
+(:mod:`tlspcap.report.spool`) and the connection is dropped, so memory stays flat whatever the
+capture's size; without it they are kept in a list. The
+:class:`~tlspcap.report.summary.FileReport` pickles cheaply either way. A failure in one file,
+even a crash of its worker, becomes an error entry for that file; the others go on.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from pathlib import Path
 
 from tlspcap.analyze import CaptureResult, analyze_file
 from tlspcap.diagnosis.certcheck import TrustStore, load_pem_roots
-from tlspcap.diagnosis.engine import Options, Verdict, default_trust, diagnose_capture
+from tlspcap.diagnosis.engine import Options, StreamingDiagnosis, Verdict, default_trust
 from tlspcap.keylog import KeyLog
 from tlspcap.report import jsonfmt, text
 from tlspcap.report.html import ladder_events
+from tlspcap.report.spool import ConnectionSpool
 from tlspcap.report.summary import ConnectionReport, FileReport, error_report
+from tlspcap.tcp.tracker import TcpConnection
 
 ProgressCallback = Callable[[int, FileReport], None]
 """Called in the parent with (index of the file in the input, its report) as each finishes."""
@@ -43,6 +49,9 @@ class Settings:
     formats: frozenset[str] | None = None
     """Report formats the run will render (``cli.FORMATS`` names); None: every format. Parts
     only some formats show (the text block, the ladder events) are built only when needed."""
+    spool_dir: str | None = None
+    """Directory (owned and removed by the caller) to spool connection reports into; None:
+    keep them in memory."""
 
 
 TEXT_PART_FORMATS = frozenset(("text",))
@@ -69,39 +78,67 @@ def options_for(settings: Settings) -> Options:
     )
 
 
+def connection_report(
+    conn: TcpConnection, verdict: Verdict, formats: frozenset[str] | None = None
+) -> ConnectionReport:
+    """One connection's results as plain data for ``formats`` (None: every format)."""
+    want_text = formats is None or not formats.isdisjoint(TEXT_PART_FORMATS)
+    want_ladder = formats is None or not formats.isdisjoint(LADDER_PART_FORMATS)
+    return ConnectionReport(
+        data=jsonfmt.connection_to_dict(conn, verdict),
+        text_block=text.connection_block(conn, verdict) if want_text else None,
+        ladder_events=ladder_events(conn) if want_ladder else None,
+    )
+
+
 def build_report(
     result: CaptureResult,
     verdicts: Sequence[Verdict],
     size: int = 0,
     formats: frozenset[str] | None = None,
 ) -> FileReport:
-    """A capture's results as plain data for ``formats`` (None: every format)."""
-    want_text = formats is None or not formats.isdisjoint(TEXT_PART_FORMATS)
-    want_ladder = formats is None or not formats.isdisjoint(LADDER_PART_FORMATS)
-    capture = jsonfmt.capture_to_dict(result, verdicts)
-    connections = capture.pop("connections")
+    """A capture's results (connections kept in ``result``) as plain data for ``formats``."""
     reports = [
-        ConnectionReport(
-            data=data,
-            text_block=text.connection_block(conn, v) if want_text else None,
-            ladder_events=ladder_events(conn) if want_ladder else None,
-        )
-        for data, conn, v in zip(connections, result.connections, verdicts, strict=True)
+        connection_report(conn, v, formats)
+        for conn, v in zip(result.connections, verdicts, strict=True)
     ]
-    return FileReport(meta=capture, connections=reports, size=size)
+    return FileReport(meta=jsonfmt.capture_meta(result), connections=reports, size=size)
 
 
-def analyze_one(path: str, settings: Settings, size: int = 0) -> FileReport:
-    """Analyse one capture file and render it to plain data (runs in a worker process)."""
-    # Millions of objects are made and a growing set is kept: the cyclic collector would rescan
-    # the kept ones again and again (a quarter of the CPU on 1 GB) and find next to nothing.
+def analyze_one(
+    path: str, settings: Settings, size: int = 0, progress: Callable[[int], None] | None = None
+) -> FileReport:
+    """Analyse one capture file and render it to plain data (runs in a worker process).
+
+    ``progress`` is called now and then with the bytes of the file read so far.
+    """
+    # Millions of short-lived objects are made: the cyclic collector would run again and again
+    # over the survivors and find next to nothing (reference counting frees the rest).
     collecting = gc.isenabled()
     gc.disable()
+    spool = ConnectionSpool(settings.spool_dir) if settings.spool_dir is not None else None
+    kept: list[tuple[int, ConnectionReport]] = []
+
+    def emit(conn: TcpConnection, verdict: Verdict) -> None:
+        report = connection_report(conn, verdict, settings.formats)
+        if spool is not None:
+            spool.add(conn.index, report)
+        else:
+            kept.append((conn.index, report))
+
     try:
-        result = analyze_file(Path(path), keylog=settings.keylog)
-        verdicts = diagnose_capture(result, options_for(settings))
-        return build_report(result, verdicts, size, settings.formats)
+        diagnosis = StreamingDiagnosis(options_for(settings), emit)
+        result = analyze_file(Path(path), settings.keylog, diagnosis.add, progress)
+        diagnosis.finish(result.last_ts)
+        connections: Sequence[ConnectionReport]
+        if spool is not None:
+            connections = spool.close()
+        else:
+            connections = [report for _, report in sorted(kept, key=lambda e: e[0])]
+        return FileReport(meta=jsonfmt.capture_meta(result), connections=connections, size=size)
     except Exception as exc:  # a tlspcap bug: isolate it to this file
+        if spool is not None:
+            spool.discard()
         return error_report(path, internal_error(exc), size)
     finally:
         if collecting:
@@ -127,10 +164,12 @@ def run(
     jobs: int | None = None,
     sizes: Sequence[int] | None = None,
     on_done: ProgressCallback | None = None,
+    on_bytes: Callable[[int, int], None] | None = None,
 ) -> list[FileReport]:
     """Analyse ``files`` on ``jobs`` processes; reports come back in the order of ``files``.
 
-    With one job, or one file, everything runs in this process (no pool to start).
+    With one job, or one file, everything runs in this process (no pool to start), and
+    ``on_bytes`` hears (index of the file, bytes read) as each file is read.
     """
     jobs = default_jobs() if jobs is None else jobs
     sizes = list(sizes) if sizes is not None else [0] * len(files)
@@ -143,7 +182,8 @@ def run(
 
     if jobs <= 1 or len(files) <= 1:
         for i, path in enumerate(files):
-            done(i, analyze_one(str(path), settings, sizes[i]))
+            progress = None if on_bytes is None else functools.partial(on_bytes, i)
+            done(i, analyze_one(str(path), settings, sizes[i], progress))
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
             futures: dict[Future[FileReport], int] = {

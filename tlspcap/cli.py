@@ -8,9 +8,11 @@ parallel (:mod:`tlspcap.batch`), filters the connections and renders the reports
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from enum import StrEnum
@@ -31,13 +33,13 @@ from tlspcap.report.summary import (
     Filters,
     Totals,
     apply_filters,
-    json_document,
     parse_server_filter,
-    render_text,
-    summary_csv,
-    summary_json,
+    text_lines,
     totals,
     totals_csv,
+    write_json_document,
+    write_summary_csv,
+    write_summary_json,
 )
 from tlspcap.serverconf import expand_cipher_string, parse_nginx_conf, parse_protocols
 
@@ -185,8 +187,24 @@ def analyze(
         raise typer.Exit(EXIT_ERROR)
     sizes = [_size(f) for f in files]
     progress = Progress(sizes, sys.stderr, enabled=_isatty(sys.stderr))
-    reports = batch.run(files, settings, jobs, sizes, progress.update)
-    progress.finish()
+    # Connection reports are spooled to disk as they are made (flat memory on any capture size)
+    # and read back while rendering; the directory goes away with the run.
+    with tempfile.TemporaryDirectory(prefix="tlspcap-") as spool_dir:
+        settings = dataclasses.replace(settings, spool_dir=spool_dir)
+        reports = batch.run(files, settings, jobs, sizes, progress.update, progress.advance)
+        progress.finish()
+        _report(reports, filters, skipped, fmts, out, color)
+
+
+def _report(
+    reports: Sequence[FileReport],
+    filters: Filters,
+    skipped: int,
+    fmts: Sequence[str],
+    out: Path | None,
+    color: ColorMode,
+) -> None:
+    """Print errors, the report or the summary; write ``--out``; exit with the status."""
     for r in reports:
         if r.error:
             _err(f"tlspcap: {r.file}: {r.error}")
@@ -196,7 +214,8 @@ def analyze(
         color is ColorMode.auto and _isatty(sys.stdout) and not os.environ.get("NO_COLOR")
     )
     if out is None:
-        typer.echo(render(fmts[0], shown, t, colour), color=colour)
+        write_report(sys.stdout, fmts[0], shown, t, colour)
+        sys.stdout.flush()
     else:
         try:
             written = write_reports(out, fmts, shown, t)
@@ -233,14 +252,28 @@ def parse_formats(values: Sequence[str]) -> list[str]:
 
 
 def render(fmt: str, reports: Sequence[FileReport], t: Totals, colour: bool = False) -> str:
-    """One report in ``fmt`` for ``reports``."""
+    """One report in ``fmt`` for ``reports``, as a string (see :func:`write_report`)."""
+    buf = io.StringIO()
+    write_report(buf, fmt, reports, t, colour)
+    return buf.getvalue()
+
+
+def write_report(
+    stream: TextIO, fmt: str, reports: Sequence[FileReport], t: Totals, colour: bool = False
+) -> None:
+    """Write one report in ``fmt`` for ``reports`` to ``stream``, ending with a newline.
+
+    Text and JSON are streamed connection by connection; HTML and Markdown are built whole.
+    """
     if fmt == "json":
-        return json_document(reports)
-    if fmt == "html":
-        return render_html(reports, t)
-    if fmt == "markdown":
-        return render_markdown(reports, t)
-    return render_text(reports, t, colour)
+        write_json_document(stream, reports)
+        return
+    if fmt in ("html", "markdown"):
+        doc = render_html(reports, t) if fmt == "html" else render_markdown(reports, t)
+        stream.write(doc if doc.endswith("\n") else doc + "\n")
+        return
+    for line in text_lines(reports, t, colour):
+        stream.write(line + "\n")
 
 
 def write_reports(
@@ -256,11 +289,13 @@ def write_reports(
         names = written.setdefault(r.file, [])
         for fmt in fmts:
             name = f"{stem}.{EXTENSIONS[fmt]}"
-            text = render(fmt, [r], one)
-            (out / name).write_text(text if text.endswith("\n") else text + "\n", "utf-8")
+            with (out / name).open("w", encoding="utf-8") as fh:
+                write_report(fh, fmt, [r], one)
             names.append(name)
-    (out / "summary.json").write_text(summary_json(reports, t, written) + "\n", "utf-8")
-    (out / "summary.csv").write_text(summary_csv(reports), "utf-8", newline="")
+    with (out / "summary.json").open("w", encoding="utf-8") as fh:
+        write_summary_json(fh, reports, t, written)
+    with (out / "summary.csv").open("w", encoding="utf-8", newline="") as fh:
+        write_summary_csv(fh, reports)
     (out / "totals.csv").write_text(totals_csv(t), "utf-8", newline="")
     return written
 
@@ -291,28 +326,40 @@ class Progress:
         self.enabled = enabled
         self.files_done = 0
         self.bytes_done = 0
+        self._partial = 0  # bytes read of the file being analysed in this process
         self.start = time.monotonic()
+        self._shown = 0.0
 
     def update(self, index: int, report: FileReport) -> None:
         """A file finished."""
         self.files_done += 1
         self.bytes_done += self.sizes[index]
+        self._partial = 0
+        self._show()
+
+    def advance(self, index: int, bytes_read: int) -> None:
+        """The file at ``index`` (analysed in this process) has been read up to ``bytes_read``."""
+        self._partial = min(bytes_read, self.sizes[index])
+        now = time.monotonic()
+        if now - self._shown >= 0.5:  # a terminal needs no more than two updates a second
+            self._show()
+
+    def _show(self) -> None:
         if not self.enabled:
             return
-        elapsed = time.monotonic() - self.start
+        self._shown = time.monotonic()
+        elapsed = self._shown - self.start
+        done = self.bytes_done + self._partial
         eta = ""
-        if 0 < self.bytes_done < self.total and elapsed > 0:
-            eta = f", ETA {(self.total - self.bytes_done) * elapsed / self.bytes_done:.0f}s"
-        line = (
-            f"tlspcap: {self.files_done}/{len(self.sizes)} files, "
-            f"{_mb(self.bytes_done)}/{_mb(self.total)}{eta}"
-        )
-        self.stream.write("\r\x1b[K" + line)
+        if 0 < done < self.total and elapsed > 0:
+            eta = f", ETA {(self.total - done) * elapsed / done:.0f}s"
+        line = f"tlspcap: {self.files_done}/{len(self.sizes)} files, {_mb(done)}/{_mb(self.total)}"
+        self.stream.write("\r\x1b[K" + line + eta)
         self.stream.flush()
 
     def finish(self) -> None:
         """Clear the progress line."""
-        if self.enabled and self.files_done:
+        if self.enabled and self._shown:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
 

@@ -21,3 +21,7 @@ class CaptureError(TlspcapError):
         self.offset = offset
         where = f" at byte {offset}" if offset is not None else ""
         super().__init__(f"{reason}{where}")
+
+
+class OutputError(TlspcapError):
+    """Results could not be written (e.g. the temporary report spool on a full disk)."""

@@ -72,6 +72,10 @@ class KeyLog:
             for client_random, secret in by_random.items():
                 self._put(label, client_random, secret)
 
+    def __bool__(self) -> bool:
+        """True when any secret is held (cheaper than ``len``)."""
+        return any(self.secrets.values()) or bool(self._base)
+
     def __len__(self) -> int:
         """Number of distinct (label, client random) secrets held (the base's included)."""
         own = sum(len(v) for v in self.secrets.values())

@@ -238,7 +238,12 @@ class TlsSession:
             side.first_data_frame = piece[1]
         for record in side.reader.feed(piece[0], piece[1]):
             side.last_frame = record.frame
-            self.frame_times.setdefault(record.frame, self.now)
+            if (
+                record.content_type != CT_APPLICATION_DATA
+                or side.first_application_frame is None
+                or len(self.encrypted_log) < MAX_ENCRYPTED_LOG
+            ):  # bulk data records need no time: keep the table small
+                self.frame_times.setdefault(record.frame, self.now)
             self._record(direction, side, record)
 
     def fin(self, direction: int, frame: int) -> None:
@@ -327,7 +332,7 @@ class TlsSession:
     def _log_encrypted(self, direction: int, record: Record) -> None:
         if len(self.encrypted_log) < MAX_ENCRYPTED_LOG:
             self.encrypted_log.append(
-                EncryptedRecord(direction, record.content_type, len(record.payload), record.frame)
+                EncryptedRecord(direction, record.content_type, record.size, record.frame)
             )
 
     def _application(self, direction: int, side: Side, record: Record) -> None:
@@ -337,7 +342,7 @@ class TlsSession:
             side.encrypted_handshake_records += 1
             return
         side.application_records += 1
-        side.application_bytes += len(record.payload)
+        side.application_bytes += record.size
         if side.first_application_frame is None:
             side.first_application_frame = record.frame
         self._letter(direction, "D", collapse=True)
@@ -347,7 +352,7 @@ class TlsSession:
         payload = record.payload
         # TLS 1.3 encrypts alerts inside application_data records: an alert record is clear.
         if side.encrypted and not self._null_cipher and not self._tls13:
-            alert = Alert(record.frame, "", None, None, True, len(payload))
+            alert = Alert(record.frame, "", None, None, True, record.size)
             self._alerts.append((direction, alert))
             self._log_encrypted(direction, record)
             return
@@ -429,11 +434,13 @@ class TlsSession:
             return False
         keys = self._keys[direction]
         if keys is None:
-            if self._keys_looked_up[direction]:
-                return False
-            self._keys_looked_up[direction] = True
-            keys = self._keys[direction] = self._find_keys(direction)
+            if not self._keys_looked_up[direction]:
+                self._keys_looked_up[direction] = True
+                keys = self._keys[direction] = self._find_keys(direction)
             if keys is None:
+                # No keys for good (TLS 1.3 looks them up once; TLS 1.2 again after each
+                # ChangeCipherSpec, which an empty key log cannot answer): stop copying bodies.
+                side.reader.skim = self._tls13 or not self.keylog
                 return False
         try:
             inner, plain = keys.decryptor.decrypt(ct, record.version, record.payload)

@@ -51,7 +51,15 @@ class Context:
     conn: TcpConnection
     know: CaptureKnowledge
     opts: Options
-    capture_end: float | None
+    end: float | None
+    """Time of the capture's last packet (None: not known yet, the capture is still read)."""
+
+    @property
+    def capture_end(self) -> float | None:
+        """Time of the capture's last packet; reading it makes the verdict capture-wide (it
+        is noted in the knowledge like the other facts that later packets may change)."""
+        self.know.consulted = True
+        return self.end
 
     @property
     def s(self) -> TlsSession:

@@ -9,9 +9,12 @@ alert's description alone is never trusted, since stacks disagree on which alert
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tlspcap.analyze import CaptureResult
+from tlspcap.anomaly import Anomaly
 from tlspcap.diagnosis import rules
 from tlspcap.diagnosis.advice import FIXES, HEADLINES, MUST_ACT
 from tlspcap.diagnosis.certcheck import TrustStore
@@ -20,7 +23,12 @@ from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
 from tlspcap.diagnosis.model import ESTABLISHED, INCOMPLETE, Verdict
 from tlspcap.tcp.tracker import TcpConnection
 
-__all__ = ["Options", "Verdict", "diagnose", "diagnose_capture"]
+__all__ = ["Options", "StreamingDiagnosis", "Verdict", "diagnose", "diagnose_capture"]
+
+MAX_DEFERRED = 2_000
+"""Connections held back at once until the end of the capture because their verdict read
+capture-wide facts (other connections to the server, certificates seen elsewhere, the capture's
+end); past this the oldest is diagnosed with the facts known so far."""
 
 
 @dataclass(slots=True)
@@ -62,6 +70,60 @@ def diagnose_capture(result: CaptureResult, options: Options | None = None) -> l
         opts.trust = default_trust()
     know = learn(result.connections)
     return [diagnose(c, know, opts, result.last_ts) for c in result.connections]
+
+
+class StreamingDiagnosis:
+    """Verdicts for connections handed over as they close, in bounded memory.
+
+    Each connection is learnt (:meth:`CaptureKnowledge.learn`) and diagnosed at once; a verdict
+    that read no capture-wide fact cannot change later and goes straight to ``emit`` (so the
+    connection can be dropped). The others wait for :meth:`finish`, which diagnoses them again
+    with everything the capture taught, as :func:`diagnose_capture` would. At most
+    :data:`MAX_DEFERRED` wait: past that the oldest is emitted with the facts known then (and a
+    ``diagnosed_early`` anomaly saying so).
+    """
+
+    def __init__(
+        self,
+        opts: Options,
+        emit: Callable[[TcpConnection, Verdict], None],
+        max_deferred: int = MAX_DEFERRED,
+    ) -> None:
+        """Verdicts go to ``emit`` (deferred ones in the order they were handed over)."""
+        if opts.trust is None:
+            opts.trust = default_trust()
+        self.opts = opts
+        self.know = CaptureKnowledge()
+        self._emit = emit
+        self._deferred: deque[TcpConnection] = deque()
+        self._max_deferred = max_deferred
+
+    def add(self, conn: TcpConnection) -> None:
+        """Take one finished connection."""
+        self.know.learn(conn)
+        self.know.consulted = False
+        verdict = diagnose(conn, self.know, self.opts, None)
+        if not self.know.consulted:
+            self._emit(conn, verdict)
+            return
+        self._deferred.append(conn)
+        if len(self._deferred) > self._max_deferred:
+            early = self._deferred.popleft()
+            early.session.anomalies.append(
+                Anomaly(
+                    "diagnosed_early",
+                    None,
+                    f"more than {self._max_deferred} connections waited for capture-wide facts:"
+                    " this one was diagnosed with the facts known when it closed",
+                )
+            )
+            self._emit(early, diagnose(early, self.know, self.opts, early.last_ts))
+
+    def finish(self, capture_end: float | None) -> None:
+        """The capture ended at ``capture_end``: emit the connections held back."""
+        while self._deferred:
+            conn = self._deferred.popleft()
+            self._emit(conn, diagnose(conn, self.know, self.opts, capture_end))
 
 
 def diagnose(

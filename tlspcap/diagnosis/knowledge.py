@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 from cryptography import x509
 
@@ -29,17 +31,102 @@ class ServerFacts:
     """SHA-256 of the leaf certificate served, by SNI (None = no SNI)."""
 
 
-@dataclass(slots=True)
-class CaptureKnowledge:
-    """Cross-connection facts of one capture."""
+class _Watched(Sequence[x509.Certificate]):
+    """The capture's certificates, noting in their knowledge object when they are looked at."""
 
-    servers: dict[str, ServerFacts] = field(default_factory=dict)
-    certificates: list[x509.Certificate] = field(default_factory=list)
-    """Every parsable certificate seen in the capture (to supply missing intermediates)."""
+    def __init__(self, owner: CaptureKnowledge) -> None:
+        self._owner = owner
+
+    def __len__(self) -> int:
+        self._owner.consulted = True
+        return len(self._owner.certificate_list)
+
+    @overload
+    def __getitem__(self, i: int) -> x509.Certificate: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[x509.Certificate]: ...
+    def __getitem__(self, i: int | slice) -> x509.Certificate | Sequence[x509.Certificate]:
+        self._owner.consulted = True
+        return self._owner.certificate_list[i]
+
+    def __iter__(self) -> Iterator[x509.Certificate]:
+        self._owner.consulted = True
+        return iter(self._owner.certificate_list)
+
+
+MAX_CERTIFICATES = 10_000
+"""Distinct certificates kept per capture to supply missing intermediates (DER bytes beyond this
+are still deduplicated by hash; a capture rarely holds more than a few hundred)."""
+
+
+class CaptureKnowledge:
+    """Cross-connection facts of one capture, learnt one connection at a time.
+
+    Connections may be learnt in any order (e.g. as they close): every fact keeps the earliest
+    frame that shows it. :attr:`consulted` turns True whenever a diagnosis reads the facts
+    (:meth:`server`, :attr:`certificates`), so a streaming caller can tell which verdicts may
+    change once later connections are learnt.
+    """
+
+    def __init__(self) -> None:
+        self.servers: dict[str, ServerFacts] = {}
+        self.certificate_list: list[x509.Certificate] = []
+        """Every parsable certificate seen (up to :data:`MAX_CERTIFICATES`), unwatched."""
+        self._seen_der: set[bytes] = set()
+        self._leaf_frames: dict[tuple[str, str | None], int] = {}
+        self.consulted = False
+        """Set when a diagnosis read the facts; the caller resets it."""
+
+    @property
+    def certificates(self) -> Sequence[x509.Certificate]:
+        """Every parsable certificate seen in the capture (to supply missing intermediates)."""
+        return _Watched(self)
 
     def server(self, key: str) -> ServerFacts:
         """Facts about ``key`` (empty when the server was seen nowhere else)."""
+        self.consulted = True
         return self.servers.get(key) or ServerFacts()
+
+    def learn(self, conn: TcpConnection) -> None:
+        """Add one connection's facts."""
+        s = conn.session
+        key = server_key(s)
+        facts = self.servers.setdefault(key, ServerFacts())
+        sni = s.client_hellos[-1].sni if s.client_hellos else None
+        for sh in s.server_hellos:
+            if sh.hello_retry_request:
+                continue
+            _earliest(facts.versions, sh.version, sh.frame)
+            _earliest(facts.ciphers, sh.cipher_suite, sh.frame)
+            if sni:
+                _earliest(facts.answered_sni, sni, sh.frame)
+            elif s.client_hellos and (
+                facts.answered_without_sni is None or sh.frame < facts.answered_without_sni
+            ):
+                facts.answered_without_sni = sh.frame
+        for side in s.sides:
+            for msg in side.certificates:
+                for der in msg.chain:
+                    digest = hashlib.sha256(der).digest()
+                    if digest in self._seen_der:
+                        continue
+                    self._seen_der.add(digest)
+                    if len(self.certificate_list) < MAX_CERTIFICATES:
+                        cert = load_certificate(der)
+                        if cert is not None:
+                            self.certificate_list.append(cert)
+        server_certs = s.server.certificates
+        if server_certs and server_certs[0].chain:
+            frame = server_certs[0].frame
+            if frame < self._leaf_frames.get((key, sni), frame + 1):
+                self._leaf_frames[(key, sni)] = frame
+                facts.leaf_by_sni[sni] = hashlib.sha256(server_certs[0].chain[0]).hexdigest()
+
+
+def _earliest(table: dict[Any, int], key: object, frame: int) -> None:
+    """Record ``frame`` for ``key`` unless an earlier frame already shows it."""
+    if frame < table.get(key, frame + 1):
+        table[key] = frame
 
 
 def server_key(session: TlsSession) -> str:
@@ -49,32 +136,7 @@ def server_key(session: TlsSession) -> str:
 
 def learn(connections: Sequence[TcpConnection]) -> CaptureKnowledge:
     """Collect per-server facts from every connection of a capture."""
-    import hashlib
-
     know = CaptureKnowledge()
-    seen_der: set[bytes] = set()
     for conn in connections:
-        s = conn.session
-        facts = know.servers.setdefault(server_key(s), ServerFacts())
-        sni = s.client_hellos[-1].sni if s.client_hellos else None
-        for sh in s.server_hellos:
-            if sh.hello_retry_request:
-                continue
-            facts.versions.setdefault(sh.version, sh.frame)
-            facts.ciphers.setdefault(sh.cipher_suite, sh.frame)
-            if sni:
-                facts.answered_sni.setdefault(sni, sh.frame)
-            elif s.client_hellos and facts.answered_without_sni is None:
-                facts.answered_without_sni = sh.frame
-        for side in s.sides:
-            for msg in side.certificates:
-                for der in msg.chain:
-                    if der not in seen_der:
-                        seen_der.add(der)
-                        cert = load_certificate(der)
-                        if cert is not None:
-                            know.certificates.append(cert)
-        if s.server.certificates and s.server.certificates[0].chain:
-            leaf = s.server.certificates[0].chain[0]
-            facts.leaf_by_sni.setdefault(sni, hashlib.sha256(leaf).hexdigest())
+        know.learn(conn)
     return know

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TextIO
 
 from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis.engine import Verdict
@@ -61,12 +63,8 @@ def _likely_client(hellos: Sequence[ClientHello]) -> Json | None:
     return {"name": hint.name, "hint": hint.hint} if hint else None
 
 
-def capture_to_dict(result: CaptureResult, verdicts: Sequence[Verdict] | None = None) -> Json:
-    """One capture's entry of the ``captures`` list."""
-    if verdicts is None:
-        from tlspcap.diagnosis.engine import diagnose_capture
-
-        verdicts = diagnose_capture(result)
+def capture_meta(result: CaptureResult) -> Json:
+    """One capture's entry of the ``captures`` list, without its ``connections``."""
     return {
         "file": result.file,
         "error": result.error,
@@ -76,19 +74,64 @@ def capture_to_dict(result: CaptureResult, verdicts: Sequence[Verdict] | None = 
         "anomalies": [
             {"name": a.name, "frame": a.frame, "detail": a.detail} for a in result.anomalies
         ],
+    }
+
+
+def capture_to_dict(result: CaptureResult, verdicts: Sequence[Verdict] | None = None) -> Json:
+    """One capture's entry of the ``captures`` list (its connections kept in ``result``)."""
+    if verdicts is None:
+        from tlspcap.diagnosis.engine import diagnose_capture
+
+        verdicts = diagnose_capture(result)
+    return {
+        **capture_meta(result),
         "connections": [
             connection_to_dict(c, v) for c, v in zip(result.connections, verdicts, strict=True)
         ],
     }
 
 
+def write_document(out: TextIO, captures: Iterable[tuple[Json, Iterable[Json]]]) -> None:
+    """Write the JSON document for ``(capture meta, connection dicts)`` pairs to ``out``.
+
+    Streamed, one connection per line (a report of any size is written in bounded memory and
+    stays greppable)::
+
+        {
+          "schema_version": "1.0",
+          "captures": [
+            {"file": "a.pcap", ..., "connections": [
+              {"client": "10.0.0.1:50000", ...},
+              ...
+            ]}
+          ]
+        }
+    """
+    out.write('{\n  "schema_version": ' + json.dumps(SCHEMA_VERSION) + ',\n  "captures": [')
+    first_capture = True
+    for meta, connections in captures:
+        head = json.dumps({**meta, "connections": []}, ensure_ascii=False)
+        out.write(("\n" if first_capture else ",\n") + "    " + head[:-2])
+        first_capture = False
+        sep = "\n      "
+        for data in connections:
+            out.write(sep + json.dumps(data, ensure_ascii=False))
+            sep = ",\n      "
+        out.write("]}" if sep == "\n      " else "\n    ]}")
+    out.write("\n  ]\n}\n" if not first_capture else "]\n}\n")
+
+
 def render(
     results: Sequence[CaptureResult], verdicts: Sequence[Sequence[Verdict]] | None = None
 ) -> str:
-    """The whole JSON document for any number of captures."""
+    """The whole JSON document for any number of captures (see :func:`write_document`)."""
     per_file = verdicts if verdicts is not None else [None] * len(results)
-    doc = {
-        "schema_version": SCHEMA_VERSION,
-        "captures": [capture_to_dict(r, v) for r, v in zip(results, per_file, strict=True)],
-    }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    buf = io.StringIO()
+    write_document(
+        buf,
+        (
+            (capture_meta(r), capture_to_dict(r, v)["connections"])
+            for r, v in zip(results, per_file, strict=True)
+        ),
+    )
+    return buf.getvalue()

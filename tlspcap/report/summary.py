@@ -13,12 +13,14 @@ import fnmatch
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TextIO
 
 from tlspcap.diagnosis.model import CAUSES, ESTABLISHED, FAILED, INCOMPLETE
 from tlspcap.report.facts import Json
-from tlspcap.report.jsonfmt import SCHEMA_VERSION
+from tlspcap.report.jsonfmt import SCHEMA_VERSION, write_document
+from tlspcap.report.spool import SpooledConnections
 from tlspcap.report.text import sanitize
 from tlspcap.tls.registry import cipher_name, is_grease, version_name
 
@@ -87,7 +89,8 @@ class FileReport:
 
     meta: Json
     """The contract's capture dict without ``connections`` (file, error, format, packets…)."""
-    connections: list[ConnectionReport] = field(default_factory=list)
+    connections: Sequence[ConnectionReport] = field(default_factory=list)
+    """In start order: a list, or a :class:`~tlspcap.report.spool.SpooledConnections`."""
     size: int = 0
     """Size of the file in bytes (for progress)."""
 
@@ -105,6 +108,13 @@ class FileReport:
     def capture_dict(self) -> Json:
         """The contract's capture dict (``captures[]`` entry of the JSON document)."""
         return {**self.meta, "connections": [c.data for c in self.connections]}
+
+    def filtered(self, keep: Callable[[ConnectionReport], bool]) -> FileReport:
+        """The same report with only the connections ``keep`` accepts."""
+        conns = self.connections
+        if isinstance(conns, SpooledConnections):
+            return replace(self, connections=conns.filter(keep))
+        return replace(self, connections=[c for c in conns if keep(c)])
 
 
 def error_report(file: str, error: str, size: int = 0) -> FileReport:
@@ -245,10 +255,12 @@ def apply_filters(reports: Sequence[FileReport], filters: Filters) -> tuple[list
     """Keep the connections that pass ``filters``; also return how many were left out."""
     out: list[FileReport] = []
     hidden = 0
+    if filters == Filters():
+        return list(reports), 0
     for r in reports:
-        kept = [c for c in r.connections if filters.keep(c.data)]
-        hidden += len(r.connections) - len(kept)
-        out.append(replace(r, connections=kept))
+        kept = r.filtered(lambda c: filters.keep(c.data))
+        hidden += len(r.connections) - len(kept.connections)
+        out.append(kept)
     return out, hidden
 
 
@@ -398,30 +410,35 @@ def established_line(data: Json) -> str:
 
 
 def render_text(reports: Sequence[FileReport], t: Totals, colour: bool = False) -> str:
-    """The terminal report: the summary, then per capture one block per connection that did
-    not establish and one line per established one. ANSI colour only when ``colour``."""
-    out = [
-        _paint(line, "head", colour) if i == 0 else line for i, line in enumerate(summary_lines(t))
-    ]
+    """The terminal report (see :func:`text_lines`), as one string."""
+    return "\n".join(text_lines(reports, t, colour))
+
+
+def text_lines(reports: Sequence[FileReport], t: Totals, colour: bool = False) -> Iterator[str]:
+    """The terminal report, line by line: the summary, then per capture one block per
+    connection that did not establish and one line per established one. ANSI colour only when
+    ``colour``."""
+    for i, line in enumerate(summary_lines(t)):
+        yield _paint(line, "head", colour) if i == 0 else line
     for r in reports:
-        out.append("")
+        yield ""
         if r.error:
-            out.append(_paint(sanitize(f"{r.file}: error: {r.error}"), FAILED, colour))
+            yield _paint(sanitize(f"{r.file}: error: {r.error}"), FAILED, colour)
             continue
         m = r.meta
         head = f"== {r.file} ({m.get('format')}, {m.get('packets')} packets, "
         head += f"{len(r.connections)} TLS connection(s) shown)"
-        out.append(_paint(sanitize(head), "head", colour))
+        yield _paint(sanitize(head), "head", colour)
         if m.get("truncated"):
-            out.append("  note: the file is truncated; results cover what was there")
+            yield "  note: the file is truncated; results cover what was there"
         for a in m.get("anomalies", []):
-            out.append(sanitize(f"  anomaly: {a['name']} (frame {a['frame']}) {a['detail']}"))
+            yield sanitize(f"  anomaly: {a['name']} (frame {a['frame']}) {a['detail']}")
         for c in r.connections:
             outcome = str(c.data.get("outcome"))
             if outcome == ESTABLISHED:
-                out.append(_paint(established_line(c.data), ESTABLISHED, colour))
+                yield _paint(established_line(c.data), ESTABLISHED, colour)
                 continue
-            out.append("")
+            yield ""
             for i, line in enumerate(c.text):
                 if i == 0:
                     line = _paint(line, outcome if outcome in _STYLE else FAILED, colour)
@@ -429,15 +446,20 @@ def render_text(reports: Sequence[FileReport], t: Totals, colour: bool = False) 
                     line = _paint(line, "fix", colour)
                 elif line.startswith("  Verdict:"):
                     line = _paint(line, "head", colour)
-                out.append(line)
-    return "\n".join(out)
+                yield line
 
 
 # ---- JSON document and machine summaries --------------------------------------------------
 def json_document(reports: Sequence[FileReport]) -> str:
     """The JSON document of the contract (the same text ``jsonfmt.render`` produces)."""
-    doc = {"schema_version": SCHEMA_VERSION, "captures": [r.capture_dict() for r in reports]}
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    buf = io.StringIO()
+    write_json_document(buf, reports)
+    return buf.getvalue()
+
+
+def write_json_document(out: TextIO, reports: Sequence[FileReport]) -> None:
+    """Stream the JSON document of the contract to ``out`` (:func:`jsonfmt.write_document`)."""
+    write_document(out, ((r.meta, (c.data for c in r.connections)) for r in reports))
 
 
 def csv_cell(value: object) -> str:
@@ -446,18 +468,17 @@ def csv_cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
-def summary_rows(reports: Sequence[FileReport]) -> list[dict[str, str | None]]:
+def summary_rows(reports: Sequence[FileReport]) -> Iterator[dict[str, str | None]]:
     """One row per connection (and one per unreadable file), raw values, by column name."""
-    rows: list[dict[str, str | None]] = []
     for r in reports:
         if r.error:
             row: dict[str, str | None] = dict.fromkeys(CSV_COLUMNS)
             row.update(file=r.file, outcome="error", error=r.error)
-            rows.append(row)
+            yield row
             continue
         for c in r.connections:
             d = c.data
-            rows.append(
+            yield (
                 {
                     "file": r.file,
                     "client": d.get("client"),
@@ -473,17 +494,21 @@ def summary_rows(reports: Sequence[FileReport]) -> list[dict[str, str | None]]:
                     "error": None,
                 }
             )
-    return rows
 
 
 def summary_csv(reports: Sequence[FileReport]) -> str:
-    """``summary.csv``: a header, then one row per connection; cells are formula-safe."""
+    """``summary.csv`` (see :func:`write_summary_csv`) as a string."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    write_summary_csv(buf, reports)
+    return buf.getvalue()
+
+
+def write_summary_csv(out: TextIO, reports: Sequence[FileReport]) -> None:
+    """``summary.csv``: a header, then one row per connection; cells are formula-safe."""
+    writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in summary_rows(reports):
         writer.writerow([csv_cell(row[col]) for col in CSV_COLUMNS])
-    return buf.getvalue()
 
 
 def totals_csv(t: Totals) -> str:
@@ -502,7 +527,20 @@ def totals_csv(t: Totals) -> str:
 def summary_json(
     reports: Sequence[FileReport], t: Totals, written: dict[str, list[str]] | None = None
 ) -> str:
-    """``summary.json``: files, totals by outcome, cause and server, and the CSV's rows."""
+    """``summary.json`` (see :func:`write_summary_json`) as a string."""
+    buf = io.StringIO()
+    write_summary_json(buf, reports, t, written)
+    return buf.getvalue()
+
+
+def write_summary_json(
+    out: TextIO,
+    reports: Sequence[FileReport],
+    t: Totals,
+    written: dict[str, list[str]] | None = None,
+) -> None:
+    """``summary.json``: files, totals by outcome, cause and server, and the CSV's rows (one
+    per line, streamed)."""
     written = written or {}
     doc = {
         "schema_version": SCHEMA_VERSION,
@@ -533,6 +571,13 @@ def summary_json(
                 for server, st in sorted(t.servers.items())
             },
         },
-        "connections": summary_rows(reports),
+        "connections": [],
     }
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    head, tail = text.rsplit('"connections": []', 1)
+    out.write(head + '"connections": [')
+    sep = "\n    "
+    for row in summary_rows(reports):
+        out.write(sep + json.dumps(row, ensure_ascii=False))
+        sep = ",\n    "
+    out.write(("]" if sep == "\n    " else "\n  ]") + tail + "\n")

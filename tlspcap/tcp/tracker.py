@@ -7,7 +7,17 @@ connection was closed (FIN or RST) or that carries a different initial sequence 
 new connection (port reuse). Checksums are not verified.
 
 Each connection's streams go to a *handler* (a :class:`~tlspcap.session.TlsSession`) created by
-a factory; finished connections are returned in the order they started.
+a factory, when the connection first carries payload.
+
+Memory stays bounded by retiring connections as the capture goes on (capture time, checked
+every :data:`SWEEP_SECONDS` of it): a connection closed on both sides (FIN each way, or a RST)
+is retired :data:`LINGER_SECONDS` after its last packet (late retransmissions still find it),
+one that has gone quiet :data:`IDLE_SECONDS` after its last packet (Zeek's TCP inactivity
+timeout); past :data:`DEFAULT_MAX_CONNECTIONS` at once, the tenth idle longest are evicted with
+an anomaly. A retired connection's buffered data is flushed (holes become gaps), its session is
+finished, and TLS connections go to the ``on_close`` callback, or are kept for :meth:`finish`
+to return in the order they started when there is none. A packet of a retired connection
+starts a new one (reported apart: it has no handshake).
 """
 
 from __future__ import annotations
@@ -26,6 +36,14 @@ Key = tuple[bytes, int, bytes, int]
 DEFAULT_MAX_CONNECTIONS = 25_000
 """Connections tracked at once (about 4.5 KB each); past this the tenth idle longest are closed
 (and still reported when they carried TLS)."""
+LINGER_SECONDS = 10.0
+"""A connection closed both ways (or reset) is retired this long after its last packet."""
+IDLE_SECONDS = 300.0
+"""A connection without packets for this long is retired (Zeek's inactivity timeout)."""
+SWEEP_SECONDS = 5.0
+"""Capture time between two looks for closed connections to retire (quiet ones: every
+:data:`IDLE_SWEEP_SECONDS`, since that look goes through the whole table)."""
+IDLE_SWEEP_SECONDS = 60.0
 
 
 @dataclass(slots=True)
@@ -55,6 +73,8 @@ class TcpConnection:
     """Every initial sequence number seen in SYNs, per direction."""
     closed: bool = False
     """A FIN or RST was seen (a new SYN on the tuple starts a new connection)."""
+    fins: int = 0
+    """Directions that sent a FIN (bit 1: direction 0, bit 2: direction 1); 3 with a RST."""
     evicted: bool = False
     """Dropped from the table to bound memory before it ended."""
     syn_times: dict[int, float] = field(default_factory=dict)
@@ -82,11 +102,19 @@ class ConnectionTracker:
         self,
         session_factory: Callable[[tuple[Endpoint, Endpoint]], TlsSession] = TlsSession,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        on_close: Callable[[TcpConnection], None] | None = None,
     ) -> None:
+        """``on_close`` receives each TLS connection as it is retired (see the module
+        docstring); without it they are kept and returned by :meth:`finish`."""
         self._factory = session_factory
-        self._table: dict[Key, tuple[TcpConnection, Key]] = {}
+        self._table: dict[Key, tuple[TcpConnection, int]] = {}
         self._done: list[TcpConnection] = []
+        self._on_close = on_close
         self._count = 0
+        self._next_sweep: float | None = None
+        self._next_idle_sweep = 0.0
+        self._closing: dict[int, TcpConnection] = {}
+        """Connections closed both ways, waiting out the linger time."""
         self.max_connections = max_connections
         self.anomalies: list[Anomaly] = []
         """Tracker-level anomalies (evictions)."""
@@ -97,30 +125,23 @@ class ConnectionTracker:
         entry = self._table.get(fwd)
         flags = seg.flags
         if entry is not None and flags & SYN and not flags & ACK:
-            old, _ = entry
+            old = entry[0]
             if old.closed or (old.isn[0] is not None and old.isn[0] != seg.seq):
-                self._close(fwd, (seg.dst, seg.dport, seg.src, seg.sport))
+                self._close(old)
                 entry = None
         if entry is None:
-            conn, k0 = self._open(seg, fwd)
-        else:
-            conn, k0 = entry
-        direction = 0 if fwd == k0 else 1
-        self._segment(conn, direction, seg)
+            entry = self._open(seg, fwd)
+        self._segment(entry[0], entry[1], seg)
+        ts = seg.ts
+        if self._next_sweep is None or ts >= self._next_sweep:
+            self._sweep(ts)
 
     def finish(self) -> list[TcpConnection]:
-        """End of capture: flush every stream and return all connections in start order."""
-        for conn, _ in list(self._table.values()):
-            self._flush(conn, conn.last_frame)
-        seen: set[int] = set()
-        for conn, _ in self._table.values():
-            if conn.index not in seen and conn.has_session:
-                seen.add(conn.index)
-                self._done.append(conn)
-        self._table.clear()
-        for conn in self._done:
-            if conn.has_session:
-                conn.session.finish()
+        """End of capture: retire every connection; return the TLS connections kept (all of
+        them in start order, or none when an ``on_close`` callback took them)."""
+        pending = {id(c): c for c, _ in self._table.values()}
+        for conn in sorted(pending.values(), key=lambda c: c.index):
+            self._close(conn)
         self._done.sort(key=lambda c: c.index)
         return self._done
 
@@ -128,8 +149,12 @@ class ConnectionTracker:
         """The connections tracked right now (each once per direction key)."""
         return iter(c for c, _ in self._table.values())
 
+    def __len__(self) -> int:
+        """Number of connections tracked right now."""
+        return len(self._table) // 2
+
     # ---- internals ----------------------------------------------------------------------
-    def _open(self, seg: TcpSegment, fwd: Key) -> tuple[TcpConnection, Key]:
+    def _open(self, seg: TcpSegment, fwd: Key) -> tuple[TcpConnection, int]:
         rev: Key = (seg.dst, seg.dport, seg.src, seg.sport)
         initiator_is_src = not (seg.flags & SYN and seg.flags & ACK)
         k0 = fwd if initiator_is_src else rev
@@ -139,9 +164,9 @@ class ConnectionTracker:
         conn.first_frame, conn.first_ts = seg.frame, seg.ts
         if len(self._table) >= 2 * self.max_connections:
             self._evict()
-        self._table[fwd] = (conn, k0)
-        self._table[rev] = (conn, k0)
-        return conn, k0
+        self._table[k0] = (conn, 0)
+        self._table[rev if initiator_is_src else fwd] = (conn, 1)
+        return self._table[fwd]
 
     def _segment(self, conn: TcpConnection, direction: int, seg: TcpSegment) -> None:
         conn.packets += 1
@@ -149,11 +174,27 @@ class ConnectionTracker:
         conn.last_frame, conn.last_ts = seg.frame, seg.ts
         stream = conn.streams[direction]
         flags = seg.flags
+        session = conn._session
+        if session is not None and not flags & (SYN | FIN | RST) and not seg.missing:
+            # The bulk of a capture: data and ACKs on a connection already carrying payload.
+            session.now = seg.ts
+            if flags & ACK and conn.streams[1 - direction].buffered:
+                for piece in conn.streams[1 - direction].acked(seg.ack, seg.frame):
+                    session.data(1 - direction, piece)
+            if seg.payload and stream.next_offset:
+                for piece in stream.add(seg.seq, seg.payload, seg.frame):
+                    session.data(direction, piece)
+                return
+            if not seg.payload:
+                return
         if flags & SYN:
             self._syn(conn, direction, seg.seq, seg.frame, flags & ACK)
             conn.syn_times[seg.frame] = seg.ts
         if flags & (FIN | RST):
             conn.closed = True
+            conn.fins |= 3 if flags & RST else 1 << direction
+            if conn.fins == 3:
+                self._closing[conn.index] = conn
         if not (seg.payload or seg.missing or conn.has_session):
             # No payload yet: no session (SYN floods and port scans stay cheap); closes are
             # remembered for the session, should one start.
@@ -224,26 +265,48 @@ class ConnectionTracker:
             for piece in stream.flush(frame):
                 conn.session.data(direction, piece)
 
-    def _close(self, fwd: Key, rev: Key) -> None:
-        entry = self._table.pop(fwd, None)
-        self._table.pop(rev, None)
-        if entry is not None:
-            conn = entry[0]
-            self._flush(conn, conn.last_frame)
-            if conn.has_session and conn.session.is_tls:  # only TLS connections are reported
-                self._done.append(conn)
+    def _close(self, conn: TcpConnection) -> None:
+        """Retire a connection: out of the table, buffers flushed, session finished, reported."""
+        (a, ap), (b, bp) = conn.endpoints
+        self._closing.pop(conn.index, None)
+        if self._table.pop((a, ap, b, bp), None) is None:
+            return  # already retired
+        self._table.pop((b, bp, a, ap), None)
+        if not conn.has_session:
+            return
+        self._flush(conn, conn.last_frame)
+        session = conn.session
+        if not session.is_tls:  # only TLS connections are reported
+            return
+        session.finish()
+        if self._on_close is None:
+            self._done.append(conn)
+        else:
+            self._on_close(conn)
+
+    def _sweep(self, now: float) -> None:
+        """Retire the connections closed (both ways) or quiet long enough before ``now``."""
+        self._next_sweep = now + SWEEP_SECONDS
+        closed_before = now - LINGER_SECONDS
+        retire = {c.index: c for c in self._closing.values() if c.last_ts < closed_before}
+        if now >= self._next_idle_sweep:
+            self._next_idle_sweep = now + IDLE_SWEEP_SECONDS
+            idle_before = now - IDLE_SECONDS
+            retire.update((c.index, c) for c, _ in self._table.values() if c.last_ts < idle_before)
+        for index in sorted(retire):
+            self._close(retire[index])
 
     def _evict(self) -> None:
         """Close the tenth of the tracked connections idle longest (amortised, not per SYN)."""
-        conns = {id(c): (c, k0) for c, k0 in self._table.values()}
-        ranked = sorted(conns.values(), key=lambda e: e[0].last_ts)
-        for conn, k0 in ranked[: max(1, len(ranked) // 10)]:
+        conns = {id(c): c for c, _ in self._table.values()}
+        ranked = sorted(conns.values(), key=lambda c: c.last_ts)
+        for conn in ranked[: max(1, len(ranked) // 10)]:
             conn.evicted = True
             if conn.has_session:
                 conn.session.anomalies.append(
                     Anomaly("connection_evicted", conn.last_frame, "too many connections at once")
                 )
-            self._close(k0, (k0[2], k0[3], k0[0], k0[1]))
+            self._close(conn)
         self.anomalies.append(
             Anomaly(
                 "connection_evicted",

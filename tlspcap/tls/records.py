@@ -9,6 +9,11 @@ Once in TLS mode it cuts records: TLS/SSLv3 records with a 5-byte header, and SS
 (2-byte header) as long as no SSLv3-format record was seen in that direction. A header that is
 neither is an ``invalid_record_header`` anomaly; after it, or after a gap in the TCP stream,
 the reader is *lost* and resynchronises at the next chunk that starts with a plausible record.
+
+When the consumer will not read record bodies any more (an encrypted direction without keys),
+it sets :attr:`RecordReader.skim`: TLS/SSLv3 records are then delivered with an empty payload
+and their body size in :attr:`Record.skipped`, and body bytes are counted as they stream past
+instead of being buffered or copied (bulk data costs a subtraction per segment).
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ class Record:
     """Frame that carried the record's last byte."""
     sslv2: bool = False
     """Sent in the SSLv2 record format."""
+    skipped: int = 0
+    """Body bytes not kept (the reader was skimming); ``payload`` is then empty."""
+
+    @property
+    def size(self) -> int:
+        """Length of the record body as sent."""
+        return len(self.payload) + self.skipped
 
 
 def _plausible_v3(b: bytes | bytearray, i: int, first: bool) -> bool | None:
@@ -99,6 +111,10 @@ class RecordReader:
         self._v2_seen = False
         self._plain = bytearray()  # the stream's first bytes, while probing
         self._gapped = 0  # bytes missing before TLS starts: not in _plain
+        self._skip = 0  # skim mode: body bytes of the current record still to stream past
+        self._skip_header = (0, 0, 0)  # skim mode: (content type, version, length) of it
+        self.skim = False
+        """Deliver record headers only (see the module docstring); set by the consumer."""
         self.tls_offset: int | None = None
         """Stream offset where TLS starts; None while (or if) no TLS was found."""
         self.anomalies: CappedList[Anomaly] = CappedList()
@@ -120,6 +136,20 @@ class RecordReader:
         """Take the next contiguous stream bytes; return the records they complete."""
         if not data or self._state == _PLAIN:
             return []
+        if self._skip:
+            n = len(data)
+            if n < self._skip:
+                self._skip -= n
+                self._start = self._end = self._end + n
+                return []
+            data = data[self._skip :]
+            self._start = self._end = self._end + self._skip
+            self._skip = 0
+            ct, version, length = self._skip_header
+            done = Record(ct, version, b"", frame, skipped=length)
+            if not data:
+                return [done]
+            return [done, *self.feed(data, frame)]
         if self._state != _TLS and self._end != 0:
             self._candidates.append(self._end)
         if self._state == _PROBE and len(self._plain) < PREAMBLE_KEEP:
@@ -137,7 +167,8 @@ class RecordReader:
             return
         if self._state == _PROBE:
             self._gapped += size
-        if self._state == _TLS and self._start < self._end:
+        if self._state == _TLS and (self._start < self._end or self._skip):
+            self._skip = 0
             self.anomalies.append(
                 Anomaly("record_lost_in_gap", frame, f"{size} bytes missing mid-record")
             )
@@ -210,18 +241,28 @@ class RecordReader:
             b0 = buf[i]
             if CT_CHANGE_CIPHER_SPEC <= b0 <= 26 and buf[i + 1] == 3 and buf[i + 2] <= 4:
                 length = (buf[i + 3] << 8) | buf[i + 4]
-                if n - i < 5 + length:
-                    break
                 end = i + 5 + length
+                if end > n and not self.skim:
+                    break
                 if length > MAX_RECORD:
                     self.anomalies.append(
                         Anomaly("oversized_record", frame, f"record of {length} bytes")
                     )
                 version = (buf[i + 1] << 8) | buf[i + 2]
-                rec = Record(
-                    b0, version, bytes(buf[i + 5 : end]), self._frame_at(self._start + end - 1)
-                )
                 self._v3_seen = True
+                if end > n:  # skimming: stream the rest of the body past
+                    self._skip = end - n
+                    self._skip_header = (b0, version, length)
+                    i = n
+                    break
+                if self.skim:
+                    rec = Record(
+                        b0, version, b"", self._frame_at(self._start + end - 1), skipped=length
+                    )
+                else:
+                    rec = Record(
+                        b0, version, bytes(buf[i + 5 : end]), self._frame_at(self._start + end - 1)
+                    )
             elif b0 & 0x80 and not self._v3_seen:
                 length = ((b0 & 0x7F) << 8) | buf[i + 1]
                 if n - i < 2 + length:

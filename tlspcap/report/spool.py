@@ -1,0 +1,124 @@
+"""Connection reports kept on disk, so a capture of any size is reported in bounded memory.
+
+A worker diagnoses each connection as it closes and appends its
+:class:`~tlspcap.report.summary.ConnectionReport` to a :class:`ConnectionSpool` (a file in a
+directory the caller owns and removes). :meth:`ConnectionSpool.close` returns a
+:class:`SpooledConnections`: a read-only sequence of the reports in the order the connections
+started, holding only two integers per connection in memory, which pickles as the file's path
+plus those integers (so it crosses from a worker process to the parent cheaply).
+
+The file holds pickles this process (or its worker) wrote a moment before, in a private
+temporary directory: nothing read from a capture is ever unpickled as such.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import tempfile
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, overload
+
+from tlspcap.errors import OutputError
+
+if TYPE_CHECKING:
+    from tlspcap.report.summary import ConnectionReport
+
+_READ_CHUNK = 1 << 20
+
+
+class SpooledConnections(Sequence["ConnectionReport"]):
+    """Connection reports in a spool file, in start order (see the module docstring)."""
+
+    def __init__(self, path: str, offsets: array[int], lengths: array[int]) -> None:
+        """Reports at ``offsets`` (with ``lengths``) of the file at ``path``, in this order."""
+        self.path = path
+        self._offsets = offsets
+        self._lengths = lengths
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    @overload
+    def __getitem__(self, i: int) -> ConnectionReport: ...
+    @overload
+    def __getitem__(self, i: slice) -> SpooledConnections: ...
+    def __getitem__(self, i: int | slice) -> ConnectionReport | SpooledConnections:
+        if isinstance(i, slice):
+            return SpooledConnections(self.path, self._offsets[i], self._lengths[i])
+        with open(self.path, "rb") as fh:
+            fh.seek(self._offsets[i])
+            return self._load(fh.read(self._lengths[i]))
+
+    def __iter__(self) -> Iterator[ConnectionReport]:
+        if not self._offsets:
+            return
+        with open(self.path, "rb", buffering=_READ_CHUNK) as fh:
+            for offset, length in zip(self._offsets, self._lengths, strict=True):
+                fh.seek(offset)
+                yield self._load(fh.read(length))
+
+    def filter(self, keep: Callable[[ConnectionReport], bool]) -> SpooledConnections:
+        """The reports ``keep`` accepts (read once each; the file is shared, not copied)."""
+        offsets, lengths = array("q"), array("q")
+        for report, offset, length in zip(self, self._offsets, self._lengths, strict=True):
+            if keep(report):
+                offsets.append(offset)
+                lengths.append(length)
+        return SpooledConnections(self.path, offsets, lengths)
+
+    @staticmethod
+    def _load(blob: bytes) -> ConnectionReport:
+        report: ConnectionReport = pickle.loads(blob)
+        return report
+
+
+class ConnectionSpool:
+    """Appends connection reports to a new file in ``directory`` (see the module docstring)."""
+
+    def __init__(self, directory: str) -> None:
+        """Create the spool file; raises :class:`OutputError` when it cannot be created."""
+        try:
+            fd, self.path = tempfile.mkstemp(prefix="connections-", suffix=".spool", dir=directory)
+            self._fh = os.fdopen(fd, "wb", buffering=_READ_CHUNK)
+        except OSError as exc:
+            raise OutputError(f"cannot create a report spool in {directory}: {exc}") from exc
+        self._end = 0
+        self._entries: list[array[int]] = [array("q"), array("q"), array("q")]
+        """Start index, offset and length of each report, in the order they were added."""
+
+    def add(self, index: int, report: ConnectionReport) -> None:
+        """Append the report of the connection that started ``index``-th."""
+        blob = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self._fh.write(blob)
+        except OSError as exc:
+            raise OutputError(f"cannot write the report spool {self.path}: {exc}") from exc
+        indexes, offsets, lengths = self._entries
+        indexes.append(index)
+        offsets.append(self._end)
+        lengths.append(len(blob))
+        self._end += len(blob)
+
+    def close(self) -> SpooledConnections:
+        """Finish writing; the reports, sorted by the order their connections started."""
+        try:
+            self._fh.close()
+        except OSError as exc:
+            raise OutputError(f"cannot write the report spool {self.path}: {exc}") from exc
+        indexes, offsets, lengths = self._entries
+        order = sorted(range(len(indexes)), key=indexes.__getitem__)
+        return SpooledConnections(
+            self.path,
+            array("q", (offsets[i] for i in order)),
+            array("q", (lengths[i] for i in order)),
+        )
+
+    def discard(self) -> None:
+        """Close and remove the file (the analysis failed)."""
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
