@@ -261,12 +261,15 @@ class TlsSession:
             side.rst_frame = frame
 
     def finish(self) -> None:
-        """Collect reader anomalies once the connection's data has all been fed."""
+        """The connection's data has all been fed: collect reader anomalies, free buffers."""
         dropped = self._alerts.dropped + self.anomalies.dropped
         for side in self.sides:
             self.anomalies.extend(side.reader.anomalies)
             self.anomalies.extend(side.assembler.anomalies)
             dropped += side.reader.anomalies.dropped + side.assembler.anomalies.dropped
+            side.reader.release()
+            side.assembler.reset()
+        self._keys = [None, None]
         self.anomalies.sort(key=lambda a: a.frame or 0)
         if dropped or self.anomalies.dropped:
             # Past the caps, alerts and anomalies are only counted (hostile input is bounded).

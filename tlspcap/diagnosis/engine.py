@@ -25,7 +25,7 @@ from tlspcap.tcp.tracker import TcpConnection
 
 __all__ = ["Options", "StreamingDiagnosis", "Verdict", "diagnose", "diagnose_capture"]
 
-MAX_DEFERRED = 2_000
+MAX_DEFERRED = 1_000
 """Connections held back at once until the end of the capture because their verdict read
 capture-wide facts (other connections to the server, certificates seen elsewhere, the capture's
 end); past this the oldest is diagnosed with the facts known so far."""

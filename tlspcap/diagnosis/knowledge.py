@@ -24,11 +24,10 @@ class ServerFacts:
     ciphers: dict[int, int] = field(default_factory=dict)
     """Cipher suite chosen -> first frame showing it."""
     answered_sni: dict[str, int] = field(default_factory=dict)
-    """SNI names the server answered with a ServerHello -> frame of that ServerHello."""
+    """SNI names the server answered with a ServerHello -> frame of that ServerHello (the name
+    answered earliest comes first)."""
     answered_without_sni: int | None = None
     """Frame of a ServerHello answering a ClientHello without SNI, if any."""
-    leaf_by_sni: dict[str | None, str] = field(default_factory=dict)
-    """SHA-256 of the leaf certificate served, by SNI (None = no SNI)."""
 
 
 class _Watched(Sequence[x509.Certificate]):
@@ -54,6 +53,9 @@ class _Watched(Sequence[x509.Certificate]):
         return iter(self._owner.certificate_list)
 
 
+MAX_SERVERS = 20_000
+"""Servers whose facts are kept; past this the one learnt about least recently is forgotten (a
+capture talking to more servers than this loses facts about the quietest ones)."""
 MAX_CERTIFICATES = 10_000
 """Distinct certificates kept per capture to supply missing intermediates (DER bytes beyond this
 are still deduplicated by hash; a capture rarely holds more than a few hundred)."""
@@ -73,7 +75,6 @@ class CaptureKnowledge:
         self.certificate_list: list[x509.Certificate] = []
         """Every parsable certificate seen (up to :data:`MAX_CERTIFICATES`), unwatched."""
         self._seen_der: set[bytes] = set()
-        self._leaf_frames: dict[tuple[str, str | None], int] = {}
         self.consulted = False
         """Set when a diagnosis read the facts; the caller resets it."""
 
@@ -91,15 +92,20 @@ class CaptureKnowledge:
         """Add one connection's facts."""
         s = conn.session
         key = server_key(s)
-        facts = self.servers.setdefault(key, ServerFacts())
+        facts = self.servers.pop(key, None) or ServerFacts()
+        self.servers[key] = facts  # most recently learnt last
+        if len(self.servers) > MAX_SERVERS:
+            del self.servers[next(iter(self.servers))]
         sni = s.client_hellos[-1].sni if s.client_hellos else None
         for sh in s.server_hellos:
             if sh.hello_retry_request:
                 continue
             _earliest(facts.versions, sh.version, sh.frame)
             _earliest(facts.ciphers, sh.cipher_suite, sh.frame)
-            if sni:
-                _earliest(facts.answered_sni, sni, sh.frame)
+            if sni and _earliest(facts.answered_sni, sni, sh.frame):
+                first = next(iter(facts.answered_sni))
+                if facts.answered_sni[first] > sh.frame:  # keep the earliest answered first
+                    facts.answered_sni = {sni: sh.frame, **facts.answered_sni}
             elif s.client_hellos and (
                 facts.answered_without_sni is None or sh.frame < facts.answered_without_sni
             ):
@@ -115,18 +121,14 @@ class CaptureKnowledge:
                         cert = load_certificate(der)
                         if cert is not None:
                             self.certificate_list.append(cert)
-        server_certs = s.server.certificates
-        if server_certs and server_certs[0].chain:
-            frame = server_certs[0].frame
-            if frame < self._leaf_frames.get((key, sni), frame + 1):
-                self._leaf_frames[(key, sni)] = frame
-                facts.leaf_by_sni[sni] = hashlib.sha256(server_certs[0].chain[0]).hexdigest()
 
 
-def _earliest(table: dict[Any, int], key: object, frame: int) -> None:
-    """Record ``frame`` for ``key`` unless an earlier frame already shows it."""
+def _earliest(table: dict[Any, int], key: object, frame: int) -> bool:
+    """Record ``frame`` for ``key`` unless an earlier frame already shows it; True if recorded."""
     if frame < table.get(key, frame + 1):
         table[key] = frame
+        return True
+    return False
 
 
 def server_key(session: TlsSession) -> str:

@@ -43,6 +43,13 @@ CSV_COLUMNS = (
 )
 """Columns of ``summary.csv`` (one row per connection, one per unreadable file)."""
 
+MAX_SERVER_TOTALS = 10_000
+"""Servers counted apart in the totals; the connections to any further server are counted
+under :data:`OTHER_SERVERS` (totals stay small whatever the input)."""
+OTHER_SERVERS = "(other servers)"
+MAX_SNIS_PER_SERVER = 100
+"""Distinct SNI names listed per server in the totals."""
+
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -309,13 +316,16 @@ def totals(reports: Iterable[FileReport], skipped: int = 0, hidden: int = 0) -> 
             outcome = str(d.get("outcome"))
             t.connections += 1
             t.outcomes[outcome] += 1
-            srv = t.servers.setdefault(str(d.get("server")), ServerTotals())
+            server = str(d.get("server"))
+            if server not in t.servers and len(t.servers) >= MAX_SERVER_TOTALS:
+                server = OTHER_SERVERS
+            srv = t.servers.setdefault(server, ServerTotals())
             srv.outcomes[outcome] += 1
             if outcome != ESTABLISHED and d.get("cause"):
                 t.causes[str(d["cause"])] += 1
                 srv.causes[str(d["cause"])] += 1
             sni = conn_sni(d)
-            if sni is not None and sni not in srv.snis:
+            if sni is not None and len(srv.snis) < MAX_SNIS_PER_SERVER and sni not in srv.snis:
                 srv.snis.append(sni)
     return t
 

@@ -178,6 +178,15 @@ class RecordReader:
             self._state = _LOST
         self._candidates = [self._end]
 
+    def release(self) -> None:
+        """The stream is over: free the buffers (what was learnt, e.g. the preamble, stays).
+        A bytearray keeps its capacity when emptied, so an idle reader would hold on to the
+        largest record it ever buffered."""
+        self._buf = bytearray()
+        self._pieces = []
+        self._candidates = []
+        self._state = _PLAIN
+
     def _reset_buffer(self) -> None:
         self._buf = bytearray()
         self._start = self._end
