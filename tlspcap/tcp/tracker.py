@@ -22,6 +22,7 @@ starts a new one (reported apart: it has no handshake).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -111,7 +112,7 @@ class ConnectionTracker:
         self._done: list[TcpConnection] = []
         self._on_close = on_close
         self._count = 0
-        self._next_sweep: float | None = None
+        self._next_sweep = -math.inf
         self._next_idle_sweep = 0.0
         self._closing: dict[int, TcpConnection] = {}
         """Connections closed both ways, waiting out the linger time."""
@@ -121,6 +122,9 @@ class ConnectionTracker:
 
     def feed(self, seg: TcpSegment) -> None:
         """Take one segment."""
+        ts = seg.ts
+        if ts >= self._next_sweep:  # before the lookup: a packet after the retirement of its
+            self._sweep(ts)  # connection starts a new one
         fwd: Key = (seg.src, seg.sport, seg.dst, seg.dport)
         entry = self._table.get(fwd)
         flags = seg.flags
@@ -132,9 +136,6 @@ class ConnectionTracker:
         if entry is None:
             entry = self._open(seg, fwd)
         self._segment(entry[0], entry[1], seg)
-        ts = seg.ts
-        if self._next_sweep is None or ts >= self._next_sweep:
-            self._sweep(ts)
 
     def finish(self) -> list[TcpConnection]:
         """End of capture: retire every connection; return the TLS connections kept (all of
