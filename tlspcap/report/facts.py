@@ -26,6 +26,7 @@ def alpn_text(value: bytes) -> str:
 
 def client_hello_facts(ch: ClientHello) -> Json:
     """The contract's ``client_hellos[]`` entry."""
+    ja3_text = fingerprint.ja3_string(ch)
     return {
         "frame": ch.frame,
         "legacy_version": ch.legacy_version,
@@ -35,8 +36,8 @@ def client_hello_facts(ch: ClientHello) -> Json:
         "sni": ch.sni,
         "alpn": [alpn_text(a) for a in ch.alpn],
         "sslv2_format": ch.sslv2,
-        "ja3": fingerprint.ja3(ch),
-        "ja3_string": fingerprint.ja3_string(ch),
+        "ja3": fingerprint.ja3_of_string(ja3_text),
+        "ja3_string": ja3_text,
         "ja4": fingerprint.ja4(ch),
     }
 
