@@ -63,8 +63,13 @@ def is_ca(cert: x509.Certificate) -> bool:
     return bc.ca
 
 
+@functools.lru_cache(maxsize=4096)
 def load_certificate(der: bytes) -> x509.Certificate | None:
-    """Parse DER with cryptography; None when it is not a certificate it can read."""
+    """Parse DER with cryptography; None when it is not a certificate it can read.
+
+    Cached by DER: a server sends the same certificates to every client, so each is parsed once
+    (a parsed certificate is immutable; nothing in it depends on time).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # old roots with non-positive serials, etc.

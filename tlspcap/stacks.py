@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlspcap.tls.fingerprint import ja4
+from tlspcap.tls.fingerprint import ja4_hashes
 from tlspcap.tls.messages import ClientHello
 
 
@@ -45,10 +45,8 @@ KNOWN: tuple[tuple[str, str | None, StackHint], ...] = (
 
 def likely_stack(ch: ClientHello) -> StackHint | None:
     """The stack a ClientHello's JA4 points to, when the table knows it."""
-    parts = ja4(ch).split("_")
-    if len(parts) != 3:
-        return None
+    cipher_hash, extension_hash = ja4_hashes(ch)
     for b, c, stack in KNOWN:
-        if parts[1] == b and (c is None or parts[2] == c):
+        if cipher_hash == b and (c is None or extension_hash == c):
             return stack
     return None

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import operator
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -40,7 +42,12 @@ class CertFinding:
 
 
 class TrustStore:
-    """Trust anchors, indexed by subject for path building."""
+    """Trust anchors, indexed by subject for path building.
+
+    The store also remembers, per chain (the DER certificates as sent), where path building
+    from that chain's leaf led: servers send the same chain to every client, and nothing in a
+    path depends on the time or the host name.
+    """
 
     def __init__(self, roots: Sequence[x509.Certificate]) -> None:
         self._by_subject: dict[bytes, list[x509.Certificate]] = {}
@@ -49,6 +56,10 @@ class TrustStore:
         for root in roots:
             self._by_subject.setdefault(root.subject.public_bytes(), []).append(root)
         self.size = len(roots)
+        self._walks: dict[tuple[bytes, ...], _PathWalk] = {}
+        self._supplied: dict[
+            bytes, tuple[tuple[x509.Certificate, ...], x509.Certificate | None]
+        ] = {}
 
     def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         """Anchors whose subject is ``cert``'s issuer."""
@@ -106,6 +117,7 @@ def _legacy_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)
 def _label(cert: x509.Certificate) -> str:
     cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if cns:
@@ -170,8 +182,19 @@ def hostname_findings(cert: x509.Certificate, host: str) -> list[CertFinding]:
     return [CertFinding("hostname_mismatch", f"{host} matches neither a SAN nor the CN {cns}", 0)]
 
 
-def _validity(cert: x509.Certificate, at: datetime, index: int) -> list[CertFinding]:
-    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+@functools.lru_cache(maxsize=4096)
+def _validity_period(der: bytes) -> tuple[datetime, datetime, x509.Certificate]:
+    """notBefore and notAfter (aware UTC) of a parsable certificate, and the certificate."""
+    cert = load_certificate(der)
+    assert cert is not None
+    return cert.not_valid_before_utc, cert.not_valid_after_utc, cert
+
+
+def _validity(der: bytes, at: datetime, index: int) -> list[CertFinding]:
+    """Expired or not yet valid at ``at`` (judged on every call: ``at`` is the capture time)."""
+    start, end, cert = _validity_period(der)
+    if start <= at <= end:
+        return []
     when = at.strftime("%Y-%m-%d %H:%M:%SZ")
     if at > end:
         days = (at - end).days
@@ -195,7 +218,11 @@ def _validity(cert: x509.Certificate, at: datetime, index: int) -> list[CertFind
     return []
 
 
-def _strength(cert: x509.Certificate, index: int) -> list[CertFinding]:
+@functools.lru_cache(maxsize=4096)
+def _strength(der: bytes, index: int) -> tuple[CertFinding, ...]:
+    """Weak key and weak signature findings of a certificate (cached: they never change)."""
+    cert = load_certificate(der)
+    assert cert is not None
     out = []
     try:
         key = cert.public_key()
@@ -211,7 +238,15 @@ def _strength(cert: x509.Certificate, index: int) -> list[CertFinding]:
         out.append(
             CertFinding("weak_signature", f"{_label(cert)} is signed with {algo.name}", index)
         )
-    return out
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _leaf_hostname_findings(leaf_der: bytes, host: str) -> tuple[CertFinding, ...]:
+    """:func:`hostname_findings` of a parsable leaf, cached by (DER, host)."""
+    leaf = load_certificate(leaf_der)
+    assert leaf is not None
+    return tuple(hostname_findings(leaf, host))
 
 
 def check_chain(
@@ -225,35 +260,109 @@ def check_chain(
 
     ``extra`` are certificates seen elsewhere in the capture: they may supply a missing
     intermediate to tell "intermediate missing from this chain" from "untrusted root".
+
+    Parsed certificates, key/signature strength, the host name check and the path walk are
+    cached by DER (and host); validity is judged at ``at`` on every call.
     """
     certs = [load_certificate(d) for d in chain_der]
     findings: list[CertFinding] = []
     for i, c in enumerate(certs):
         if c is None:
             findings.append(CertFinding("unparsable_certificate", "not a valid X.509 DER", i))
-    parsed = [c for c in certs if c is not None]
-    if not parsed or certs[0] is None:
+    if not certs or certs[0] is None:
         return findings
-    leaf = parsed[0]
-    for i, c in enumerate(parsed):
+    parsed_der = tuple(d for d, c in zip(chain_der, certs, strict=True) if c is not None)
+    for i, der in enumerate(parsed_der):
         if at is not None:  # None: the capture time is no date (corrupt timestamp)
-            findings += _validity(c, at, i)
-        findings += _strength(c, i)
+            findings += _validity(der, at, i)
+        findings += _strength(der, i)
     if host:
-        findings += hostname_findings(leaf, host)
-    findings += _path_findings(parsed, store, extra)
+        findings += _leaf_hostname_findings(parsed_der[0], host)
+    findings += _path_findings(parsed_der, store, extra)
     return findings
 
 
+@dataclass(frozen=True, slots=True)
+class _PathWalk:
+    """Where building a path from a chain's leaf led, before looking at the rest of the capture."""
+
+    findings: tuple[CertFinding, ...]
+    """The path findings when the capture supplies no missing issuer."""
+    stuck: int | None
+    """Position in the chain of the certificate whose issuer neither the chain nor the anchors
+    hold (None: the path reached an anchor or a self-signed certificate)."""
+    stuck_depth: int
+    """Position of that certificate in the path built (0 = the leaf)."""
+    order: tuple[CertFinding, ...]
+    """chain_out_of_order, when the chain is not in issuing order."""
+
+
+_MEMO_SIZE = 4096
+"""Most chains (and stuck certificates) a TrustStore remembers; it forgets them all beyond."""
+
+
 def _path_findings(
-    chain: list[x509.Certificate], store: TrustStore, extra: Sequence[x509.Certificate]
+    chain_der: tuple[bytes, ...], store: TrustStore, extra: Sequence[x509.Certificate]
 ) -> list[CertFinding]:
     """Build a path from the leaf through the presented certificates to an anchor."""
+    walk = store._walks.get(chain_der)
+    if walk is None:
+        if len(store._walks) >= _MEMO_SIZE:
+            store._walks.clear()
+        chain = [load_certificate(d) for d in chain_der]
+        walk = store._walks[chain_der] = _walk(cast(list[x509.Certificate], chain), store)
+    if walk.stuck is not None:
+        cur = cast(x509.Certificate, load_certificate(chain_der[walk.stuck]))
+        missing = _missing_issuer(cur, chain_der[walk.stuck], store, extra)
+        if missing is not None:
+            text = (
+                f"the server did not send {_label(missing)} (the issuer of {_label(cur)}), "
+                "seen elsewhere in the capture"
+            )
+            return [CertFinding("incomplete_chain", text, walk.stuck_depth), *walk.order]
+    return [*walk.findings, *walk.order]
+
+
+def _missing_issuer(
+    cur: x509.Certificate, cur_der: bytes, store: TrustStore, extra: Sequence[x509.Certificate]
+) -> x509.Certificate | None:
+    """The issuer of ``cur`` that ``extra`` (the rest of the capture) holds, when it leads on.
+
+    That is the first certificate of ``extra`` that names and signed ``cur``, provided it is not
+    a self-signed root or is itself trusted. Remembered per certificate for the same ``extra``
+    (the same certificate objects in the same order): ``extra`` is searched once per stuck
+    certificate, not once per connection.
+    """
+    known = store._supplied.get(cur_der)
+    if known is not None:
+        seen, result = known
+        if len(seen) == len(extra) and all(map(operator.is_, seen, extra)):
+            return result
+    if len(store._supplied) >= _MEMO_SIZE:
+        store._supplied.clear()
+    result = None
+    issuer_name = cur.issuer
+    for cand in extra:
+        if cand.subject == issuer_name and _signed_by(cur, cand):
+            rooted = store.contains(cand) or any(
+                _signed_by(cand, r) for r in store.issuers_of(cand)
+            )
+            if cand.subject != cand.issuer or rooted:
+                result = cand
+            break
+    store._supplied[cur_der] = (tuple(extra), result)
+    return result
+
+
+def _walk(chain: list[x509.Certificate], store: TrustStore) -> _PathWalk:
+    """Follow issuers from the leaf through ``chain`` to an anchor (no other certificates)."""
     leaf = chain[0]
     out: list[CertFinding] = []
     path = [leaf]
+    positions = [0]  # where each certificate of the path (but an anchor) is in the chain
     used = {0}
     out_of_order = False
+    stuck: int | None = None
     while True:
         cur = path[-1]
         if store.contains(cur):
@@ -272,6 +381,7 @@ def _path_findings(
                 out_of_order = True
             used.add(nxt)
             path.append(chain[nxt])
+            positions.append(nxt)
             continue
         if cur.subject == cur.issuer and _signed_by(cur, cur):
             what = "the leaf itself is self-signed" if cur is leaf else f"root {_label(cur)}"
@@ -285,22 +395,9 @@ def _path_findings(
             if cur is leaf:
                 out.append(CertFinding("self_signed", f"{_label(leaf)} is self-signed", 0))
             break
-        found = [c for c in extra if c.subject == cur.issuer and _signed_by(cur, c)]
-        if found:
-            missing = found[0]
-            rooted = store.contains(missing) or any(
-                _signed_by(missing, r) for r in store.issuers_of(missing)
-            )
-            if missing.subject != missing.issuer or rooted:
-                out.append(
-                    CertFinding(
-                        "incomplete_chain",
-                        f"the server did not send {_label(missing)} (the issuer of {_label(cur)}), "
-                        "seen elsewhere in the capture",
-                        len(path) - 1,
-                    )
-                )
-                break
+        # Stuck: another certificate of the capture may be the missing issuer (see
+        # _missing_issuer); what follows is the finding when none is.
+        stuck = positions[-1]
         issuer = cur.issuer.rfc4514_string()
         if cur is leaf or not is_ca(cur):
             out.append(
@@ -322,14 +419,15 @@ def _path_findings(
                 )
             )
         break
+    order: tuple[CertFinding, ...] = ()
     if out_of_order or (len(used) < len(chain) and len(path) > 1 and _unused_after(used)):
-        out.append(
+        order = (
             CertFinding(
                 "chain_out_of_order",
                 "the certificates are not sent in issuing order (each followed by its issuer)",
-            )
+            ),
         )
-    return out
+    return _PathWalk(tuple(out), stuck, len(path) - 1, order)
 
 
 def _unused_after(used: set[int]) -> bool:

@@ -30,6 +30,7 @@ from tlspcap.diagnosis.model import ESTABLISHED, FAILED, INCOMPLETE, Finding, Ve
 from tlspcap.diagnosis.tls13 import (
     ALERT_SIZED,
     EMPTY_CERTIFICATE_RECORD,
+    Tls13View,
     finished_record_size,
     tls13_view,
 )
@@ -100,11 +101,13 @@ def _completion(
     ctx: Context, ch: ClientHello, sh: ServerHello, tls13: bool, findings: list[CertFinding]
 ) -> Verdict:
     s = ctx.s
-    done = _handshake_done(ctx, sh, tls13)
+    view = tls13_view(s) if tls13 else None
+    done = _handshake_done(ctx, sh, view)
     # After the handshake, an encrypted alert is as likely a close_notify as a fatal alert:
     # it is judged as a close (by its timing), not as a rejection.
-    client_alert = first_fatal([a for a in s.alerts if a.sender == "client"], not done)
-    server_alert = first_fatal([a for a in s.alerts if a.sender == "server"], not done)
+    alerts = s.alerts
+    client_alert = first_fatal([a for a in alerts if a.sender == "client"], not done)
+    server_alert = first_fatal([a for a in alerts if a.sender == "server"], not done)
     v = Verdict(FAILED)
     v.add(ch.frame, hello_text(ch))
     v.add(sh.frame, f"the server chose {vname(sh.version)} with {cipher_name(sh.cipher_suite)}")
@@ -122,17 +125,20 @@ def _completion(
         return _client_rejects(ctx, v, ch, sh, first, findings)
     if first is not None and first is server_alert:
         return _server_rejects(ctx, v, ch, first)
-    if tls13:
-        return _tls13_completion(ctx, v, ch, sh, findings)
+    if view is not None:
+        return _tls13_completion(ctx, v, ch, sh, findings, view)
     return _outcome(ctx, v, ch, done, findings, _usage12(s))
 
 
-def _handshake_done(ctx: Context, sh: ServerHello, tls13: bool) -> bool:
-    """Both sides finished the handshake (as far as the capture shows without keys)."""
+def _handshake_done(ctx: Context, sh: ServerHello, view: Tls13View | None) -> bool:
+    """Both sides finished the handshake (as far as the capture shows without keys).
+
+    ``view`` is the connection's :func:`tls13_view` when TLS 1.3 was negotiated, else None.
+    """
     s = ctx.s
     c, sv = s.client, s.server
-    if tls13:
-        return tls13_view(s).finished
+    if view is not None:
+        return view.finished
     if sh.sslv2:  # SSLv2: no Finished to see in the clear
         return c.application_records > 0 and sv.application_records > 0
     return c.encrypted_handshake_records > 0 and sv.encrypted_handshake_records > 0
@@ -246,10 +252,14 @@ def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> 
 
 
 def _tls13_completion(
-    ctx: Context, v: Verdict, ch: ClientHello, sh: ServerHello, findings: list[CertFinding]
+    ctx: Context,
+    v: Verdict,
+    ch: ClientHello,
+    sh: ServerHello,
+    findings: list[CertFinding],
+    view: Tls13View,
 ) -> Verdict:
     s = ctx.s
-    view = tls13_view(s)
     rejected = view.client_rejected
     if rejected is not None:
         v.gave_up = "client"
@@ -329,8 +339,9 @@ def _outcome(
     """The handshake is over or stalled with no fatal alert: judge by data, closes and resets."""
     s = ctx.s
     c, sv = s.client, s.server
-    client_close = close_of(c, first_alert_frame(s.alerts, "client"))
-    server_close = close_of(sv, first_alert_frame(s.alerts, "server"))
+    alerts = s.alerts
+    client_close = close_of(c, first_alert_frame(alerts, "client"))
+    server_close = close_of(sv, first_alert_frame(alerts, "server"))
     server_first = server_close[0] is not None and (
         client_close[0] is None or server_close[0] < client_close[0]
     )
@@ -389,7 +400,7 @@ def _outcome(
         return v
     warned = [
         a
-        for a in s.alerts
+        for a in alerts
         if a.sender == "server" and a.level == 1 and a.description == A_UNRECOGNIZED_NAME
     ]
     if warned and client_close[0] is not None and not done:

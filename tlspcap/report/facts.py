@@ -6,6 +6,7 @@ same dicts so that every report says the same thing.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from tlspcap.capture.model import format_endpoint
@@ -26,6 +27,7 @@ def alpn_text(value: bytes) -> str:
 
 def client_hello_facts(ch: ClientHello) -> Json:
     """The contract's ``client_hellos[]`` entry."""
+    ja3_text = fingerprint.ja3_string(ch)
     return {
         "frame": ch.frame,
         "legacy_version": ch.legacy_version,
@@ -35,8 +37,8 @@ def client_hello_facts(ch: ClientHello) -> Json:
         "sni": ch.sni,
         "alpn": [alpn_text(a) for a in ch.alpn],
         "sslv2_format": ch.sslv2,
-        "ja3": fingerprint.ja3(ch),
-        "ja3_string": fingerprint.ja3_string(ch),
+        "ja3": fingerprint.ja3_of_string(ja3_text),
+        "ja3_string": ja3_text,
         "ja4": fingerprint.ja4(ch),
     }
 
@@ -72,20 +74,26 @@ def certificate_facts(session: TlsSession, side: str) -> list[Json]:
     out = []
     for msg in chain_owner.certificates:
         for der in msg.chain:
-            info = cert_info(der, msg.frame)
-            out.append(
-                {
-                    "frame": info.frame,
-                    "subject": info.subject,
-                    "issuer": info.issuer,
-                    "san": list(info.san),
-                    "not_before": iso_utc(info.not_before),
-                    "not_after": iso_utc(info.not_after),
-                    "sha256": info.sha256,
-                    "error": info.error,
-                }
-            )
+            entry = {"frame": msg.frame, **_certificate_entry(der)}
+            entry["san"] = list(entry["san"])
+            out.append(entry)
     return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _certificate_entry(der: bytes) -> Json:
+    """A ``certificates[]`` entry but its frame, by DER (a server sends the same certificate to
+    every client). Callers copy it: the cached dict is never handed out."""
+    info = cert_info(der, 0)
+    return {
+        "subject": info.subject,
+        "issuer": info.issuer,
+        "san": info.san,
+        "not_before": iso_utc(info.not_before),
+        "not_after": iso_utc(info.not_after),
+        "sha256": info.sha256,
+        "error": info.error,
+    }
 
 
 def endpoints(conn: TcpConnection) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from tlspcap.tls.messages import (
     Extension,
     ServerHello,
 )
-from tlspcap.tls.wire import WireReader
+from tlspcap.tls.wire import WireReader, short_read, trailing, u16_values, vector_end
 
 HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 """ServerHello.random of a HelloRetryRequest (RFC 8446 section 4.1.3)."""
@@ -34,132 +34,191 @@ EXT_SUPPORTED_VERSIONS = 43
 EXT_KEY_SHARE = 51
 
 
-def _extensions(r: WireReader) -> tuple[Extension, ...]:
-    """Read the optional extensions block that ends a hello."""
-    if r.at_end():
+def _extensions(data: bytes, pos: int, end: int) -> tuple[Extension, ...]:
+    """The optional extensions block that runs from ``pos`` to the end (``end``) of a hello."""
+    if pos >= end:
         return ()
-    block = r.vector(2)
-    r.expect_end("extensions")
+    block_end = vector_end(data, pos, end, 2)
+    if block_end != end:
+        raise trailing(end - block_end, "extensions")
     out = []
-    while not block.at_end():
-        ext_type = block.u16()
-        out.append(Extension(ext_type, block.opaque(2)))
+    pos += 2
+    while pos < block_end:
+        body = pos + 4
+        if body > block_end:  # the 2-byte type, then the 2-byte length
+            raise short_read(2, pos if pos + 2 > block_end else pos + 2, block_end)
+        stop = body + ((data[pos + 2] << 8) | data[pos + 3])
+        if stop > block_end:
+            raise short_read(stop - body, body, block_end)
+        out.append(Extension((data[pos] << 8) | data[pos + 1], data[body:stop]))
+        pos = stop
     return tuple(out)
 
 
 def _sni(data: bytes) -> str | None:
-    names = WireReader(data).vector(2)
-    while not names.at_end():
-        name_type = names.u8()
-        host = names.opaque(2)
-        if name_type == 0:
-            return host.decode("utf-8", "replace")
+    names_end = vector_end(data, 0, len(data), 2)
+    pos = 2
+    while pos < names_end:
+        host_end = vector_end(data, pos + 1, names_end, 2)
+        if data[pos] == 0:  # host_name
+            return data[pos + 3 : host_end].decode("utf-8", "replace")
+        pos = host_end
     return None
 
 
 def _alpn(data: bytes) -> tuple[bytes, ...]:
-    r = WireReader(data)
-    protos = r.vector(2)
-    r.expect_end("ALPN")
+    end = len(data)
+    protos_end = vector_end(data, 0, end, 2)
+    if protos_end != end:
+        raise trailing(end - protos_end, "ALPN")
     out = []
-    while not protos.at_end():
-        out.append(protos.opaque(1))
+    pos = 2
+    while pos < protos_end:
+        stop = vector_end(data, pos, protos_end, 1)
+        out.append(data[pos + 1 : stop])
+        pos = stop
     return tuple(out)
 
 
 def _u16s(data: bytes, length_bytes: int) -> tuple[int, ...]:
-    r = WireReader(data)
-    values = r.u16_list(length_bytes)
-    r.expect_end("list")
+    end = len(data)
+    stop = vector_end(data, 0, end, length_bytes)
+    values = u16_values(data, length_bytes, stop)
+    if stop != end:
+        raise trailing(end - stop, "list")
     return values
 
 
 def _u8s(data: bytes) -> tuple[int, ...]:
-    r = WireReader(data)
-    values = r.u8_list(1)
-    r.expect_end("list")
-    return values
+    end = len(data)
+    stop = vector_end(data, 0, end, 1)
+    if stop != end:
+        raise trailing(end - stop, "list")
+    return tuple(data[1:stop])
 
 
 def _key_share_groups(data: bytes) -> tuple[int, ...]:
-    r = WireReader(data)
-    shares = r.vector(2)
-    r.expect_end("key_share")
+    end = len(data)
+    shares_end = vector_end(data, 0, end, 2)
+    if shares_end != end:
+        raise trailing(end - shares_end, "key_share")
     groups = []
-    while not shares.at_end():
-        groups.append(shares.u16())
-        shares.opaque(2)
+    pos = 2
+    while pos < shares_end:
+        if pos + 2 > shares_end:
+            raise short_read(2, pos, shares_end)
+        groups.append((data[pos] << 8) | data[pos + 1])
+        pos = vector_end(data, pos + 2, shares_end, 2)
     return tuple(groups)
+
+
+def _supported_versions(data: bytes) -> tuple[int, ...]:
+    return _u16s(data, 1)
+
+
+def _u16_list(data: bytes) -> tuple[int, ...]:
+    return _u16s(data, 2)
 
 
 _CH_DECODERS: dict[int, tuple[str, Callable[[bytes], object]]] = {
     EXT_SERVER_NAME: ("sni", _sni),
-    EXT_SUPPORTED_VERSIONS: ("supported_versions", lambda d: _u16s(d, 1)),
+    EXT_SUPPORTED_VERSIONS: ("supported_versions", _supported_versions),
     EXT_ALPN: ("alpn", _alpn),
-    EXT_SUPPORTED_GROUPS: ("supported_groups", lambda d: _u16s(d, 2)),
-    EXT_SIGNATURE_ALGORITHMS: ("signature_algorithms", lambda d: _u16s(d, 2)),
+    EXT_SUPPORTED_GROUPS: ("supported_groups", _u16_list),
+    EXT_SIGNATURE_ALGORITHMS: ("signature_algorithms", _u16_list),
     EXT_EC_POINT_FORMATS: ("ec_point_formats", _u8s),
     EXT_KEY_SHARE: ("key_share_groups", _key_share_groups),
 }
 
 
+def _check_version_and_random(end: int) -> None:
+    """The 2-byte version and the 32-byte random every hello starts with are there."""
+    if end < 34:
+        raise short_read(2, 0, end) if end < 2 else short_read(32, 2, end)
+
+
 def parse_client_hello(body: bytes, frame: int, problems: list[str]) -> ClientHello:
     """Parse a ClientHello body (RFC 8446 4.1.2 / RFC 5246 7.4.1.2)."""
-    r = WireReader(body)
-    legacy_version = r.u16()
-    random = r.raw(32)
-    session_id = r.opaque(1)
-    suites = r.u16_list(2)
-    compression = r.u8_list(1)
-    extensions = _extensions(r)
+    end = len(body)
+    _check_version_and_random(end)
+    sid_end = vector_end(body, 34, end, 1)
+    suites_end = vector_end(body, sid_end, end, 2)
+    suites = u16_values(body, sid_end + 2, suites_end)
+    compression_end = vector_end(body, suites_end, end, 1)
+    extensions = _extensions(body, compression_end, end)
     decoded: dict[str, object] = {}
+    psk_offered = early_data = False
     for ext in extensions:
-        entry = _CH_DECODERS.get(ext.type)
-        if entry is None or entry[0] in decoded:
+        ext_type = ext.type
+        entry = _CH_DECODERS.get(ext_type)
+        if entry is None:
+            if ext_type == EXT_PRE_SHARED_KEY:
+                psk_offered = True
+            elif ext_type == EXT_EARLY_DATA:
+                early_data = True
+            continue
+        if entry[0] in decoded:
             continue
         try:
             decoded[entry[0]] = entry[1](ext.data)
         except DecodeError:
-            problems.append(f"malformed_extension_{ext.type}")
-    types = {e.type for e in extensions}
+            problems.append(f"malformed_extension_{ext_type}")
     return ClientHello(
         frame=frame,
-        legacy_version=legacy_version,
-        random=random,
-        session_id=session_id,
+        legacy_version=(body[0] << 8) | body[1],
+        random=body[2:34],
+        session_id=body[35:sid_end],
         cipher_suites=suites,
-        compression_methods=compression,
+        compression_methods=tuple(body[suites_end + 1 : compression_end]),
         extensions=extensions,
-        psk_offered=EXT_PRE_SHARED_KEY in types,
-        early_data=EXT_EARLY_DATA in types,
+        psk_offered=psk_offered,
+        early_data=early_data,
         **decoded,  # type: ignore[arg-type]
     )
 
 
 def parse_server_hello(body: bytes, frame: int, problems: list[str]) -> ServerHello:
     """Parse a ServerHello or HelloRetryRequest body."""
-    r = WireReader(body)
-    legacy_version = r.u16()
-    random = r.raw(32)
+    end = len(body)
+    _check_version_and_random(end)
+    legacy_version = (body[0] << 8) | body[1]
+    random = body[2:34]
     # TLS 1.3 drafts before -22 had no legacy_session_id and no compression_method.
     early_draft = legacy_version >> 8 == 0x7F and (legacy_version & 0xFF) < 22
-    session_id = b"" if early_draft else r.opaque(1)
-    suite = r.u16()
-    compression = 0 if early_draft else r.u8()
-    extensions = _extensions(r)
-    hrr = random == HRR_RANDOM
+    if early_draft:
+        session_id = b""
+        pos = 34
+    else:
+        pos = vector_end(body, 34, end, 1)
+        session_id = body[35:pos]
+    if pos + 2 > end:
+        raise short_read(2, pos, end)
+    suite = (body[pos] << 8) | body[pos + 1]
+    pos += 2
+    compression = 0
+    if not early_draft:
+        if pos >= end:
+            raise short_read(1, pos, end)
+        compression = body[pos]
+        pos += 1
+    extensions = _extensions(body, pos, end)
     selected: int | None = None
     alpn: bytes | None = None
     group: int | None = None
     for ext in extensions:
+        data = ext.data
         try:
             if ext.type == EXT_SUPPORTED_VERSIONS and selected is None:
-                selected = _single_u16(ext.data)
+                if len(data) != 2:
+                    raise DecodeError("supported_versions is not one 16-bit value")
+                selected = (data[0] << 8) | data[1]
             elif ext.type == EXT_ALPN and alpn is None:
-                protos = _alpn(ext.data)
+                protos = _alpn(data)
                 alpn = protos[0] if protos else None
             elif ext.type == EXT_KEY_SHARE and group is None:
-                group = WireReader(ext.data).u16()
+                if len(data) < 2:
+                    raise DecodeError("key_share without a group")
+                group = (data[0] << 8) | data[1]
         except DecodeError:
             problems.append(f"malformed_extension_{ext.type}")
     return ServerHello(
@@ -173,42 +232,41 @@ def parse_server_hello(body: bytes, frame: int, problems: list[str]) -> ServerHe
         selected_version=selected,
         alpn=alpn,
         key_share_group=group,
-        hello_retry_request=hrr,
+        hello_retry_request=random == HRR_RANDOM,
     )
-
-
-def _single_u16(data: bytes) -> int:
-    r = WireReader(data)
-    value = r.u16()
-    r.expect_end("supported_versions")
-    return value
 
 
 def parse_certificate(body: bytes, frame: int, tls13: bool) -> CertificateMessage:
     """Parse a Certificate message: the DER certificates in the order sent."""
-    r = WireReader(body)
-    context = r.opaque(1) if tls13 else b""
-    entries = r.vector(3)
-    r.expect_end("Certificate")
+    end = len(body)
+    pos = 0
+    context = b""
+    if tls13:
+        pos = vector_end(body, 0, end, 1)
+        context = body[1:pos]
+    entries_end = vector_end(body, pos, end, 3)
+    if entries_end != end:
+        raise trailing(end - entries_end, "Certificate")
     chain = []
-    while not entries.at_end():
-        chain.append(entries.opaque(3))
-        if tls13:
-            entries.opaque(2)
+    pos += 3
+    while pos < entries_end:
+        stop = vector_end(body, pos, entries_end, 3)
+        chain.append(body[pos + 3 : stop])
+        pos = vector_end(body, stop, entries_end, 2) if tls13 else stop
     return CertificateMessage(frame=frame, chain=tuple(chain), request_context=context)
 
 
 def parse_certificate_request(body: bytes, frame: int, version: int) -> CertificateRequest:
     """Parse a CertificateRequest; the layout depends on the negotiated ``version``."""
-    r = WireReader(body)
     if version >= 0x0304 and version != 0xFFFF:
-        r.opaque(1)
-        exts = _extensions(r)
+        end = len(body)
+        exts = _extensions(body, vector_end(body, 0, end, 1), end)
         sigalgs: tuple[int, ...] = ()
         for ext in exts:
             if ext.type == EXT_SIGNATURE_ALGORITHMS:
                 sigalgs = _u16s(ext.data, 2)
         return CertificateRequest(frame=frame, signature_algorithms=sigalgs)
+    r = WireReader(body)
     types = r.u8_list(1)
     sigalgs = r.u16_list(2) if version >= 0x0303 else ()
     names = r.vector(2)

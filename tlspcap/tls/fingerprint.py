@@ -22,7 +22,9 @@ Choices where the specifications leave room (each is documented at the function 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 
 from tlspcap.tls.messages import ClientHello, ServerHello
 from tlspcap.tls.registry import GREASE_VALUES, is_grease
@@ -31,10 +33,12 @@ __all__ = [
     "GREASE_VALUES",
     "is_grease",
     "ja3",
+    "ja3_of_string",
     "ja3_string",
     "ja3s",
     "ja3s_string",
     "ja4",
+    "ja4_hashes",
     "ja4_raw",
 ]
 
@@ -58,14 +62,18 @@ _JA4_VERSIONS: dict[int, str] = {
 
 _JA4_TRANSPORTS = frozenset({"t", "q", "d"})
 _EMPTY_HASH = "000000000000"
+_SNI_AND_ALPN = (_EXT_SERVER_NAME, _EXT_ALPN)
 
 
-def _no_grease(values: Iterable[int]) -> list[int]:
+def _no_grease(values: Sequence[int]) -> Sequence[int]:
+    """``values`` without GREASE (``values`` itself when it has none, the common case)."""
+    if GREASE_VALUES.isdisjoint(values):
+        return values
     return [v for v in values if v not in GREASE_VALUES]
 
 
 def _dashed(values: Iterable[int]) -> str:
-    return "-".join(str(v) for v in values)
+    return "-".join(map(str, values))
 
 
 def _md5(text: str) -> str:
@@ -83,14 +91,19 @@ def ja3_string(ch: ClientHello) -> str:
     what the JA3 Zeek script gets from Zeek; the salesforce Python script ignores SSLv2 records.
     """
     ciphers = ch.sslv2_cipher_kinds if ch.sslv2 and ch.sslv2_cipher_kinds else ch.cipher_suites
-    fields = (
-        str(ch.legacy_version),
-        _dashed(_no_grease(ciphers)),
-        _dashed(_no_grease(ch.extension_types)),
-        _dashed(_no_grease(ch.supported_groups)),
-        _dashed(_no_grease(ch.ec_point_formats)),
+    return (
+        f"{ch.legacy_version},{_dashed(_no_grease(ciphers))},"
+        f"{_dashed(_no_grease(ch.extension_types))},{_dashed(_no_grease(ch.supported_groups))},"
+        f"{_dashed(_no_grease(ch.ec_point_formats))}"
     )
-    return ",".join(fields)
+
+
+def ja3_of_string(text: str) -> str:
+    """The JA3 (or JA3S) fingerprint of an already built JA3 (JA3S) string: its MD5, lowercase hex.
+
+    For callers that report both the string and the hash, so the string is built once.
+    """
+    return _md5(text)
 
 
 def ja3(ch: ClientHello) -> str:
@@ -121,9 +134,9 @@ def _version_rank(version: int) -> int:
     return version
 
 
-def _ja4_version(ch: ClientHello) -> str:
+def _ja4_version(ch: ClientHello, extension_types: Sequence[int]) -> str:
     offered = _no_grease(ch.supported_versions)
-    if _EXT_SUPPORTED_VERSIONS in ch.extension_types and offered:
+    if offered and _EXT_SUPPORTED_VERSIONS in extension_types:
         version = max(offered, key=_version_rank)
     else:
         version = ch.legacy_version
@@ -145,43 +158,65 @@ def _ja4_alpn(alpn: tuple[bytes, ...]) -> str:
     return hexed[0] + hexed[-1]
 
 
-def _count(values: list[int]) -> str:
-    return f"{min(len(values), 99):02d}"
-
-
 def _hex_list(values: Iterable[int]) -> str:
-    return ",".join(f"{v:04x}" for v in values)
+    return ",".join(map("{:04x}".format, values))
 
 
 def _hash12(text: str) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:12]
 
 
-def _ja4_parts(ch: ClientHello, transport: str, original_order: bool) -> tuple[str, str, str, str]:
-    """JA4_a, the cipher list, the extension list and the signature-algorithm list (raw text)."""
+def _ext_section(extension_list: str, sigalgs: str) -> str:
+    return f"{extension_list}_{sigalgs}" if sigalgs else extension_list
+
+
+@dataclass(frozen=True, slots=True)
+class _Ja4Lists:
+    """JA4 part a and the three lists parts b and c are made of (GREASE removed)."""
+
+    part_a: str
+    ciphers: tuple[int, ...]
+    """Sorted, or in wire order for JA4_o."""
+    extensions: tuple[int, ...]
+    """Sorted without SNI and ALPN, or in wire order with them for JA4_o."""
+    sigalgs: tuple[int, ...]
+    """Always in wire order."""
+
+
+def _ja4_lists(ch: ClientHello, transport: str, original_order: bool) -> _Ja4Lists:
     if transport not in _JA4_TRANSPORTS:
         raise ValueError(f"JA4 transport must be 't', 'q' or 'd', not {transport!r}")
     ciphers = _no_grease(ch.cipher_suites)
-    extensions = _no_grease(ch.extension_types)
+    all_types = ch.extension_types
+    extensions = _no_grease(all_types)
     sni = "d" if _EXT_SERVER_NAME in extensions else "i"
     part_a = (
-        f"{transport}{_ja4_version(ch)}{sni}{_count(ciphers)}{_count(extensions)}"
-        f"{_ja4_alpn(ch.alpn)}"
+        f"{transport}{_ja4_version(ch, all_types)}{sni}{min(len(ciphers), 99):02d}"
+        f"{min(len(extensions), 99):02d}{_ja4_alpn(ch.alpn)}"
     )
     if original_order:
-        cipher_list = _hex_list(ciphers)
-        extension_list = _hex_list(extensions)
+        cipher_list = tuple(ciphers)
+        extension_list = tuple(extensions)
     else:
-        cipher_list = _hex_list(sorted(ciphers))
-        extension_list = _hex_list(
-            sorted(e for e in extensions if e not in (_EXT_SERVER_NAME, _EXT_ALPN))
-        )
-    sigalgs = _hex_list(_no_grease(ch.signature_algorithms))
-    return part_a, cipher_list, extension_list, sigalgs
+        cipher_list = tuple(sorted(ciphers))
+        extension_list = tuple(sorted(e for e in extensions if e not in _SNI_AND_ALPN))
+    return _Ja4Lists(
+        part_a, cipher_list, extension_list, tuple(_no_grease(ch.signature_algorithms))
+    )
 
 
-def _ext_section(extension_list: str, sigalgs: str) -> str:
-    return f"{extension_list}_{sigalgs}" if sigalgs else extension_list
+@lru_cache(maxsize=1024)
+def _cipher_hash(ciphers: tuple[int, ...]) -> str:
+    """JA4 part b of a (sorted or ordered) cipher list; many clients share one list."""
+    return _hash12(_hex_list(ciphers)) if ciphers else _EMPTY_HASH
+
+
+@lru_cache(maxsize=1024)
+def _extension_hash(extensions: tuple[int, ...], sigalgs: tuple[int, ...]) -> str:
+    """JA4 part c of an extension list and signature algorithms; many clients share them."""
+    if not extensions:
+        return _EMPTY_HASH
+    return _hash12(_ext_section(_hex_list(extensions), _hex_list(sigalgs)))
 
 
 def ja4(ch: ClientHello, transport: str = "t", *, original_order: bool = False) -> str:
@@ -203,10 +238,25 @@ def ja4(ch: ClientHello, transport: str = "t", *, original_order: bool = False) 
     ``000000000000``. The supported_versions "highest" value ranks DTLS versions by protocol
     version (DTLS 1.3, 0xfefc, above DTLS 1.2, 0xfefd).
     """
-    part_a, cipher_list, extension_list, sigalgs = _ja4_parts(ch, transport, original_order)
-    part_b = _hash12(cipher_list) if cipher_list else _EMPTY_HASH
-    part_c = _hash12(_ext_section(extension_list, sigalgs)) if extension_list else _EMPTY_HASH
-    return f"{part_a}_{part_b}_{part_c}"
+    lists = _ja4_lists(ch, transport, original_order)
+    return (
+        f"{lists.part_a}_{_cipher_hash(lists.ciphers)}_"
+        f"{_extension_hash(lists.extensions, lists.sigalgs)}"
+    )
+
+
+def ja4_hashes(ch: ClientHello) -> tuple[str, str]:
+    """JA4 parts b and c (the cipher hash and the extension hash) of a TLS ClientHello.
+
+    The same values as ``ja4(ch).split("_")[1:]``, without building part a.
+    """
+    ciphers = _no_grease(ch.cipher_suites)
+    extensions = sorted(e for e in _no_grease(ch.extension_types) if e not in _SNI_AND_ALPN)
+    sigalgs = _no_grease(ch.signature_algorithms)
+    return (
+        _cipher_hash(tuple(sorted(ciphers))),
+        _extension_hash(tuple(extensions), tuple(sigalgs)),
+    )
 
 
 def ja4_raw(ch: ClientHello, original_order: bool = False, *, transport: str = "t") -> str:
@@ -216,5 +266,8 @@ def ja4_raw(ch: ClientHello, original_order: bool = False, *, transport: str = "
     ``t13d1516h2_002f,0035,..._0005,000a,..._0403,0804,...``. An empty list leaves its section
     empty. JA4_ro keeps wire order and includes SNI (0000) and ALPN (0010), per JA4.md.
     """
-    part_a, cipher_list, extension_list, sigalgs = _ja4_parts(ch, transport, original_order)
-    return f"{part_a}_{cipher_list}_{_ext_section(extension_list, sigalgs)}"
+    lists = _ja4_lists(ch, transport, original_order)
+    return (
+        f"{lists.part_a}_{_hex_list(lists.ciphers)}_"
+        f"{_ext_section(_hex_list(lists.extensions), _hex_list(lists.sigalgs))}"
+    )

@@ -37,25 +37,33 @@ class HandshakeAssembler:
             self._skip -= taken
             fragment = fragment[taken:]
         buf = self._buf
-        buf += fragment
+        # Most records hold whole messages: read them from the fragment itself, and buffer only
+        # what a message split across records needs.
+        data: bytes | bytearray = fragment
+        if buf:
+            buf += fragment
+            data = buf
+        size = len(data)
         out: list[HandshakeMessage] = []
         i = 0
-        while len(buf) - i >= 4:
-            length = int.from_bytes(buf[i + 1 : i + 4], "big")
+        while size - i >= 4:
+            length = (data[i + 1] << 16) | (data[i + 2] << 8) | data[i + 3]
             if length > MAX_HANDSHAKE_MESSAGE:
                 self.anomalies.append(
                     Anomaly("oversized_handshake_message", frame, f"declared length {length}")
                 )
-                available = len(buf) - i - 4
-                self._skip = length - available
-                i = len(buf)
+                self._skip = length - (size - i - 4)
+                i = size
                 break
             end = i + 4 + length
-            if len(buf) < end:
+            if size < end:
                 break
-            out.append(HandshakeMessage(buf[i], bytes(buf[i + 4 : end]), frame))
+            out.append(HandshakeMessage(data[i], bytes(data[i + 4 : end]), frame))
             i = end
-        del buf[:i]
+        if data is buf:
+            del buf[:i]
+        elif i < size:
+            buf += data[i:]
         return out
 
     def reset(self) -> None:

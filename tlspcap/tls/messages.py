@@ -47,11 +47,11 @@ class ClientHello:
     """Sent in the SSLv2-compatible record format."""
     sslv2_cipher_kinds: tuple[int, ...] = ()
     """SSLv2 3-byte cipher kinds as sent (only for ``sslv2``)."""
+    extension_types: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    """Extension type codes in wire order (derived from ``extensions`` once, when built)."""
 
-    @property
-    def extension_types(self) -> tuple[int, ...]:
-        """Extension type codes in wire order."""
-        return tuple(e.type for e in self.extensions)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extension_types", tuple([e.type for e in self.extensions]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,16 +76,16 @@ class ServerHello:
     """An SSLv2 SERVER-HELLO (then ``cipher_suite`` is the first 3-byte cipher kind)."""
     sslv2_certificate: bytes | None = None
     """The certificate an SSLv2 SERVER-HELLO carries."""
+    extension_types: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    """Extension type codes in wire order (derived from ``extensions`` once, when built)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extension_types", tuple([e.type for e in self.extensions]))
 
     @property
     def version(self) -> int:
         """The version the server selected (supported_versions when present, else legacy)."""
         return self.selected_version if self.selected_version is not None else self.legacy_version
-
-    @property
-    def extension_types(self) -> tuple[int, ...]:
-        """Extension type codes in wire order."""
-        return tuple(e.type for e in self.extensions)
 
 
 @dataclass(frozen=True, slots=True)
