@@ -299,6 +299,8 @@ class _PathWalk:
 
 _MEMO_SIZE = 4096
 """Most chains (and stuck certificates) a TrustStore remembers; it forgets them all beyond."""
+_MEMO_EXTRA = 256
+"""Longest list of the capture's other certificates a remembered search may be kept for."""
 
 
 def _path_findings(
@@ -350,7 +352,8 @@ def _missing_issuer(
             if cand.subject != cand.issuer or rooted:
                 result = cand
             break
-    store._supplied[cur_der] = (tuple(extra), result)
+    if len(extra) <= _MEMO_EXTRA:  # the memo holds a copy of ``extra``: keep it small
+        store._supplied[cur_der] = (tuple(extra), result)
     return result
 
 
