@@ -24,6 +24,7 @@ from pathlib import Path
 from tlspcap.analyze import CaptureResult, analyze_file
 from tlspcap.diagnosis.certcheck import TrustStore, load_pem_roots
 from tlspcap.diagnosis.engine import Options, StreamingDiagnosis, Verdict, default_trust
+from tlspcap.errors import OutputError
 from tlspcap.keylog import KeyLog
 from tlspcap.report import jsonfmt, text
 from tlspcap.report.html import ladder_events
@@ -114,9 +115,12 @@ def analyze_one(
     """
     # Millions of short-lived objects are made: the cyclic collector would run again and again
     # over the survivors and find next to nothing (reference counting frees the rest).
+    try:
+        spool = ConnectionSpool(settings.spool_dir) if settings.spool_dir is not None else None
+    except OutputError as exc:
+        return error_report(path, str(exc), size)
     collecting = gc.isenabled()
     gc.disable()
-    spool = ConnectionSpool(settings.spool_dir) if settings.spool_dir is not None else None
     kept: list[tuple[int, ConnectionReport]] = []
 
     def emit(conn: TcpConnection, verdict: Verdict) -> None:
@@ -136,6 +140,10 @@ def analyze_one(
         else:
             connections = [report for _, report in sorted(kept, key=lambda e: e[0])]
         return FileReport(meta=jsonfmt.capture_meta(result), connections=connections, size=size)
+    except OutputError as exc:  # e.g. the disk filled up under the spool
+        if spool is not None:
+            spool.discard()
+        return error_report(path, str(exc), size)
     except Exception as exc:  # a tlspcap bug: isolate it to this file
         if spool is not None:
             spool.discard()

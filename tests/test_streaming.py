@@ -1,0 +1,190 @@
+"""Streaming analysis: connections retired as they close, diagnosed at once, spooled to disk.
+
+The streaming path (what ``tlspcap analyze`` runs) must give exactly the results of analysing
+the whole capture first, while holding only the connections still open.
+"""
+
+from __future__ import annotations
+
+import pickle
+import weakref
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tlspcap import batch
+from tlspcap.analyze import analyze_file
+from tlspcap.capture.decode import segment_decoder
+from tlspcap.capture.model import TcpSegment
+from tlspcap.capture.reader import CaptureReader
+from tlspcap.diagnosis.engine import Options, StreamingDiagnosis, Verdict, diagnose_capture
+from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
+from tlspcap.report import jsonfmt
+from tlspcap.report.spool import ConnectionSpool, SpooledConnections
+from tlspcap.report.summary import ConnectionReport
+from tlspcap.session import TlsSession
+from tlspcap.tcp.tracker import IDLE_SECONDS, LINGER_SECONDS, ConnectionTracker, TcpConnection
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL = ROOT / "fixtures" / "real"
+CRAFTED = ROOT / "fixtures" / "crafted"
+CORPUS = ROOT.parent / "shared" / "corpus"
+CA_PEM = (REAL / "certs" / "root.pem").read_bytes()
+CAPTURES = sorted(
+    p
+    for d in (REAL, CRAFTED, CORPUS)
+    for p in d.rglob("*")
+    if p.name.endswith((".pcap", ".pcapng", ".pcap.gz", ".cap"))
+)
+
+
+def _whole(path: Path, settings: batch.Settings) -> list[object]:
+    """The contract dicts from the analyse-then-diagnose path (everything kept in memory)."""
+    result = analyze_file(path, settings.keylog)
+    verdicts = diagnose_capture(result, batch.options_for(settings))
+    return [
+        jsonfmt.connection_to_dict(c, v) for c, v in zip(result.connections, verdicts, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_streaming_gives_the_results_of_the_whole_capture(path: Path, tmp_path: Path) -> None:
+    settings = batch.Settings(ca_pem=CA_PEM, formats=frozenset({"json"}))
+    spooled = batch.analyze_one(str(path), replace(settings, spool_dir=str(tmp_path)))
+    in_memory = batch.analyze_one(str(path), settings)
+    assert isinstance(spooled.connections, SpooledConnections)
+    assert [c.data for c in spooled.connections] == [c.data for c in in_memory.connections]
+    assert [c.data for c in in_memory.connections] == _whole(path, settings)
+
+
+def test_capture_knowledge_does_not_depend_on_learning_order() -> None:
+    result = analyze_file(REAL / "mixed_ports.pcap")
+    forward, backward = learn(result.connections), learn(result.connections[::-1])
+    assert forward.servers == backward.servers
+    assert {c.fingerprint(_sha256()) for c in forward.certificate_list} == {
+        c.fingerprint(_sha256()) for c in backward.certificate_list
+    }
+
+
+def _sha256() -> object:
+    from cryptography.hazmat.primitives import hashes
+
+    return hashes.SHA256()
+
+
+def _emitted(path: Path, max_deferred: int) -> list[tuple[TcpConnection, Verdict]]:
+    out: list[tuple[TcpConnection, Verdict]] = []
+    options = batch.options_for(batch.Settings(ca_pem=CA_PEM))
+    diagnosis = StreamingDiagnosis(options, lambda c, v: out.append((c, v)), max_deferred)
+    result = analyze_file(path, on_connection=diagnosis.add)
+    diagnosis.finish(result.last_ts)
+    return out
+
+
+def test_verdicts_that_read_capture_wide_facts_wait_for_the_end() -> None:
+    """sni_missing.pcap: the failures cite a later connection's answer (with SNI) to the
+    same server, so they are emitted after it, at the end; beyond the cap, early and said so."""
+    waited = _emitted(REAL / "sni_missing.pcap", max_deferred=100)
+    failed = [c.index for c, v in waited if v.outcome == "failed"]
+    established = [c.index for c, v in waited if v.outcome == "established"]
+    assert failed and established
+    assert [c.index for c, _ in waited] == established + failed  # failures held back
+    assert not any(a.name == "diagnosed_early" for c, _ in waited for a in c.session.anomalies)
+    capped = _emitted(REAL / "sni_missing.pcap", max_deferred=1)
+    early = [c for c, _ in capped if any(a.name == "diagnosed_early" for a in c.session.anomalies)]
+    assert len(early) == len(failed) - 1
+
+
+# ---- the table holds only what is still open ----------------------------------------------
+def _template() -> list[TcpSegment]:
+    """The segments of one real, cleanly closed TLS 1.3 connection."""
+    with (REAL / "tls13_ok_curl_nginx.pcap").open("rb") as fh:
+        reader = CaptureReader(fh)
+        segments = []
+        for packet in reader.packets():
+            seg = segment_decoder(packet.linktype)(packet)
+            if seg is not None:
+                segments.append(seg)
+    client_port = segments[0].sport
+    return [s for s in segments if client_port in (s.sport, s.dport)]
+
+
+def _replayed(template: list[TcpSegment], copies: int, spacing: float) -> Iterator[TcpSegment]:
+    """``copies`` of the connection, one after another, each from its own client port."""
+    base = template[0].ts
+    client_port = template[0].sport
+    frame = 0
+    for i in range(copies):
+        port = 20000 + i
+        for seg in template:
+            frame += 1
+            yield replace(
+                seg,
+                frame=frame,
+                ts=seg.ts - base + i * spacing,
+                sport=port if seg.sport == client_port else seg.sport,
+                dport=port if seg.dport == client_port else seg.dport,
+            )
+
+
+@pytest.mark.parametrize("spacing", [LINGER_SECONDS * 1.5, IDLE_SECONDS * 1.2])
+def test_closed_and_quiet_connections_are_retired_as_the_capture_goes_on(spacing: float) -> None:
+    """1,000 connections one after another (closed both ways, or left open and quiet): each is
+    handed over and freed soon after its end, so at most a few sessions are alive at once."""
+    template = _template()
+    if spacing > IDLE_SECONDS:  # never closed: only the inactivity timeout retires them
+        template = [s for s in template if not s.flags & 0x05]
+    alive: weakref.WeakSet[TlsSession] = weakref.WeakSet()
+    peak = 0
+
+    def factory(endpoints: tuple[tuple[bytes, int], tuple[bytes, int]]) -> TlsSession:
+        session = TlsSession(endpoints)
+        alive.add(session)
+        return session
+
+    verdicts: list[str] = []
+    diagnosis = StreamingDiagnosis(Options(), lambda c, v: verdicts.append(v.outcome))
+    tracker = ConnectionTracker(factory, on_close=diagnosis.add)
+    for seg in _replayed(template, 1000, spacing):
+        tracker.feed(seg)
+        peak = max(peak, len(alive))
+    tracker.finish()
+    diagnosis.finish(None)
+    assert len(verdicts) == 1000
+    assert peak <= 4, f"{peak} sessions alive at once"
+
+
+# ---- the spool ------------------------------------------------------------------------------
+def test_spool_reads_back_in_start_order_filters_slices_and_pickles(tmp_path: Path) -> None:
+    spool = ConnectionSpool(str(tmp_path))
+    for index in (3, 0, 2, 1):  # connections close in another order than they start
+        spool.add(index, ConnectionReport(data={"index": index, "s": "é" * index}))
+    conns = spool.close()
+    assert [c.data["index"] for c in conns] == [0, 1, 2, 3]
+    assert len(conns) == 4 and conns[2].data == {"index": 2, "s": "éé"}
+    assert [c.data["index"] for c in conns[1:3]] == [1, 2]
+    odd = conns.filter(lambda c: c.data["index"] % 2 == 1)
+    assert [c.data["index"] for c in odd] == [1, 3]
+    again = pickle.loads(pickle.dumps(odd))
+    assert [c.data for c in again] == [c.data for c in odd]
+    assert list(ConnectionSpool(str(tmp_path)).close()) == []
+
+
+def test_spool_in_a_missing_directory_is_an_error_for_that_file(tmp_path: Path) -> None:
+    settings = batch.Settings(spool_dir=str(tmp_path / "gone"))
+    report = batch.analyze_one(str(REAL / "sni_missing.pcap"), settings)
+    assert report.error is not None and "cannot create a report spool" in report.error
+
+
+def test_knowledge_notes_when_it_is_read() -> None:
+    know = CaptureKnowledge()
+    assert not know.consulted
+    _ = know.certificates  # handing the list over is not reading it
+    assert not know.consulted
+    list(know.certificates)
+    assert know.consulted
+    know.consulted = False
+    know.server("192.0.2.1:443")
+    assert know.consulted
