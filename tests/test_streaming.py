@@ -188,3 +188,14 @@ def test_knowledge_notes_when_it_is_read() -> None:
     know.consulted = False
     know.server("192.0.2.1:443")
     assert know.consulted
+
+
+def test_capped_list_survives_pickling() -> None:
+    from tlspcap.anomaly import CappedList
+
+    capped: CappedList[int] = CappedList(2)
+    capped.extend([1, 2, 3, 4])
+    again = pickle.loads(pickle.dumps(capped))
+    assert (list(again), again.cap, again.dropped) == ([1, 2], 2, 2)
+    again.append(5)
+    assert again.dropped == 3

@@ -43,3 +43,15 @@ class CappedList(list[T]):
         """Append each item (within the cap)."""
         for item in items:
             self.append(item)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickle as (cap, dropped, items): the default would restore the items before ``cap``."""
+        return (_capped_list, (self.cap, self.dropped, list(self)))
+
+
+def _capped_list(cap: int, dropped: int, items: list[T]) -> CappedList[T]:
+    """Rebuild a pickled :class:`CappedList`."""
+    out: CappedList[T] = CappedList(cap)
+    list.extend(out, items)
+    out.dropped = dropped
+    return out

@@ -91,8 +91,10 @@ def capture_to_dict(result: CaptureResult, verdicts: Sequence[Verdict] | None = 
     }
 
 
-def write_document(out: TextIO, captures: Iterable[tuple[Json, Iterable[Json]]]) -> None:
-    """Write the JSON document for ``(capture meta, connection dicts)`` pairs to ``out``.
+def write_document(out: TextIO, captures: Iterable[tuple[Json, Iterable[str]]]) -> None:
+    """Write the JSON document for ``(capture meta, connections)`` pairs to ``out``; each
+    connection is its contract dict as one line of JSON text (``json.dumps(d,
+    ensure_ascii=False)``).
 
     Streamed, one connection per line (a report of any size is written in bounded memory and
     stays greppable)::
@@ -114,8 +116,8 @@ def write_document(out: TextIO, captures: Iterable[tuple[Json, Iterable[Json]]])
         out.write(("\n" if first_capture else ",\n") + "    " + head[:-2])
         first_capture = False
         sep = "\n      "
-        for data in connections:
-            out.write(sep + json.dumps(data, ensure_ascii=False))
+        for line in connections:
+            out.write(sep + line)
             sep = ",\n      "
         out.write("]}" if sep == "\n      " else "\n    ]}")
     out.write("\n  ]\n}\n" if not first_capture else "]\n}\n")
@@ -130,7 +132,10 @@ def render(
     write_document(
         buf,
         (
-            (capture_meta(r), capture_to_dict(r, v)["connections"])
+            (
+                capture_meta(r),
+                [json.dumps(d, ensure_ascii=False) for d in capture_to_dict(r, v)["connections"]],
+            )
             for r, v in zip(results, per_file, strict=True)
         ),
     )

@@ -7,13 +7,17 @@ directory the caller owns and removes). :meth:`ConnectionSpool.close` returns a
 started, holding only two integers per connection in memory, which pickles as the file's path
 plus those integers (so it crosses from a worker process to the parent cheaply).
 
-The file holds pickles this process (or its worker) wrote a moment before, in a private
-temporary directory: nothing read from a capture is ever unpickled as such.
+Each entry is a pickle of ``(the contract dict as JSON text, text block, ladder events)``: the
+JSON text is what the JSON report prints (:meth:`SpooledConnections.json_texts` hands it over
+without decoding it again), and decoding JSON is cheaper than unpickling the same dict. The file
+holds pickles this process (or its worker) wrote a moment before, in a private temporary
+directory: nothing read from a capture is ever unpickled as such.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import tempfile
@@ -53,12 +57,22 @@ class SpooledConnections(Sequence["ConnectionReport"]):
             return self._load(fh.read(self._lengths[i]))
 
     def __iter__(self) -> Iterator[ConnectionReport]:
+        for blob in self._blobs():
+            yield self._load(blob)
+
+    def json_texts(self) -> Iterator[str]:
+        """Each report's contract dict as JSON text (one line), without decoding it."""
+        for blob in self._blobs():
+            text: str = pickle.loads(blob)[0]
+            yield text
+
+    def _blobs(self) -> Iterator[bytes]:
         if not self._offsets:
             return
         with open(self.path, "rb", buffering=_READ_CHUNK) as fh:
             for offset, length in zip(self._offsets, self._lengths, strict=True):
                 fh.seek(offset)
-                yield self._load(fh.read(length))
+                yield fh.read(length)
 
     def filter(self, keep: Callable[[ConnectionReport], bool]) -> SpooledConnections:
         """The reports ``keep`` accepts (read once each; the file is shared, not copied)."""
@@ -71,8 +85,10 @@ class SpooledConnections(Sequence["ConnectionReport"]):
 
     @staticmethod
     def _load(blob: bytes) -> ConnectionReport:
-        report: ConnectionReport = pickle.loads(blob)
-        return report
+        from tlspcap.report.summary import ConnectionReport
+
+        text, text_block, ladder = pickle.loads(blob)  # our own spool: see the module docstring
+        return ConnectionReport(json.loads(text), text_block, ladder)
 
 
 class ConnectionSpool:
@@ -91,7 +107,10 @@ class ConnectionSpool:
 
     def add(self, index: int, report: ConnectionReport) -> None:
         """Append the report of the connection that started ``index``-th."""
-        blob = pickle.dumps(report, protocol=pickle.HIGHEST_PROTOCOL)
+        text = json.dumps(report.data, ensure_ascii=False)
+        blob = pickle.dumps(
+            (text, report.text_block, report.ladder_events), protocol=pickle.HIGHEST_PROTOCOL
+        )
         try:
             self._fh.write(blob)
         except OSError as exc:

@@ -469,7 +469,14 @@ def json_document(reports: Sequence[FileReport]) -> str:
 
 def write_json_document(out: TextIO, reports: Sequence[FileReport]) -> None:
     """Stream the JSON document of the contract to ``out`` (:func:`jsonfmt.write_document`)."""
-    write_document(out, ((r.meta, (c.data for c in r.connections)) for r in reports))
+    write_document(out, ((r.meta, _json_texts(r.connections)) for r in reports))
+
+
+def _json_texts(connections: Sequence[ConnectionReport]) -> Iterable[str]:
+    """The connections' contract dicts as JSON text (straight from a spool when spooled)."""
+    if isinstance(connections, SpooledConnections):
+        return connections.json_texts()
+    return (json.dumps(c.data, ensure_ascii=False) for c in connections)
 
 
 def csv_cell(value: object) -> str:
