@@ -53,7 +53,7 @@ bench: $(STAMP)
 	@command -v tshark >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) $(APT) tshark; }
 	$(PY) bench/gen.py --size 100MB --out bench/out/bench-100MB.pcap
 	$(PY) bench/gen.py --size 1GB --out bench/out/bench-1GB.pcap
-	$(PY) bench/run.py bench/out/bench-100MB.pcap bench/out/bench-1GB.pcap
+	$(PY) bench/run.py --batch 4 bench/out/bench-100MB.pcap bench/out/bench-1GB.pcap
 
 fixtures: $(STAMP) sysdeps-fixtures
 	$(PY) fixtures/gen/make_fixtures.py

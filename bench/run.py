@@ -31,6 +31,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -317,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ca-bundle", type=Path, default=DEFAULT_CA)
     ap.add_argument("--no-tshark", action="store_true", help="skip tshark")
     ap.add_argument("--workdir", type=Path, help="where outputs go (default: next to capture)")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time a directory of N copies of the first capture with --jobs 1 and 2",
+    )
     args = ap.parse_args(argv)
     use_tshark = not args.no_tshark
     if use_tshark and shutil.which("tshark") is None:
@@ -355,7 +363,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine after: {machine()}")
     print()
     print(table(rows))
+    if args.batch:
+        print()
+        print(batch_scaling(args.captures[0], args.batch, args.ca_bundle, max(1, args.repeat)))
     return 1 if failed else 0
+
+
+def batch_scaling(capture: Path, copies: int, ca: Path, repeat: int) -> str:
+    """Time ``--jobs 1`` and ``--jobs 2`` on a directory of ``copies`` links to ``capture``."""
+    with tempfile.TemporaryDirectory(prefix="tlspcap-bench-") as tmp:
+        folder = Path(tmp) / "captures"
+        folder.mkdir()
+        for i in range(copies):
+            (folder / f"copy{i}{capture.suffix}").symlink_to(capture.resolve())
+        best: dict[int, float] = {}
+        for _ in range(repeat):
+            for jobs in (1, 2):
+                cmd = [*tlspcap_command(ca, folder), "--jobs", str(jobs)]
+                wall, _cpu, _rss, _code = measure(cmd, Path(tmp) / "out.json")
+                best[jobs] = min(best.get(jobs, wall), wall)
+    return (
+        f"batch of {copies} x {capture.name}: --jobs 1 {best[1]:.2f} s, --jobs 2 {best[2]:.2f} s "
+        f"(speed-up {best[1] / best[2]:.2f}x, target close to 2x)"
+    )
 
 
 if __name__ == "__main__":

@@ -57,13 +57,15 @@ def test_generator_is_deterministic_and_caches(tiny: Path, tmp_path: Path) -> No
 
 
 def test_runner_checks_verdicts_against_the_truth(tiny: Path, tmp_path: Path) -> None:
-    args = [sys.executable, str(RUN), "--repeat", "1", "--workdir", str(tmp_path), str(tiny)]
+    args = [sys.executable, str(RUN), "--repeat", "1", "--batch", "2"]
+    args += ["--workdir", str(tmp_path), str(tiny)]
     if shutil.which("tshark") is None:
         args.insert(2, "--no-tshark")
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"verdicts OK for {tiny.name}" in proc.stdout
     assert "| tlspcap |" in proc.stdout and "| bare |" in proc.stdout
+    assert f"batch of 2 x {tiny.name}: --jobs 1 " in proc.stdout
 
 
 def test_runner_fails_when_the_truth_disagrees(tiny: Path, tmp_path: Path) -> None:

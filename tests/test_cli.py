@@ -292,9 +292,29 @@ def test_progress_on_terminal_only() -> None:
     assert stream.getvalue().endswith("\r\x1b[K")
     quiet = io.StringIO()
     q = Progress([1000], quiet, enabled=False)
+    q.advance(0, 500)
     q.update(0, error_report("a", "x"))
     q.finish()
     assert quiet.getvalue() == ""
+
+
+def test_progress_within_one_large_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One big capture: the bytes read so far are shown while it is analysed."""
+    stream = io.StringIO()
+    p = Progress([10_000_000], stream, enabled=True)
+    p.advance(0, 2_500_000)
+    assert "0/1 files, 2.5 MB/10.0 MB" in stream.getvalue() and "ETA" in stream.getvalue()
+    p.advance(0, 2_600_000)  # within half a second of the last update: not redrawn
+    assert "2.6 MB" not in stream.getvalue()
+    seen: list[tuple[int, int]] = []
+    path = tmp_path / "many.pcap"
+    shutil.copy(SNI, path)
+    batch.run([path], batch.Settings(), jobs=1, on_bytes=lambda i, n: seen.append((i, n)))
+    assert seen == []  # fewer packets than one progress step
+    monkeypatch.setattr("tlspcap.analyze.PROGRESS_PACKETS", 2)
+    batch.run([path], batch.Settings(), jobs=1, on_bytes=lambda i, n: seen.append((i, n)))
+    assert seen and all(i == 0 for i, _ in seen)
+    assert [n for _, n in seen] == sorted(n for _, n in seen) and seen[-1][1] <= path.stat().st_size
 
 
 # ---- --out --------------------------------------------------------------------------------
