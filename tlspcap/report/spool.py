@@ -7,9 +7,10 @@ directory the caller owns and removes). :meth:`ConnectionSpool.close` returns a
 started, holding only two integers per connection in memory, which pickles as the file's path
 plus those integers (so it crosses from a worker process to the parent cheaply).
 
-Each entry is a pickle of ``(the contract dict as JSON text, text block, ladder events)``: the
-JSON text is what the JSON report prints (:meth:`SpooledConnections.json_texts` hands it over
-without decoding it again), and decoding JSON is cheaper than unpickling the same dict. The file
+Each entry is a pickle of ``(brief, the contract dict as JSON text, text block, ladder
+events)``: the JSON text is what the JSON report prints (:meth:`SpooledConnections.json_texts`
+hands it over without decoding it again; decoding JSON is cheaper than unpickling the same
+dict), and the brief (outcome, cause, server, SNI) is all the totals read. The file
 holds pickles this process (or its worker) wrote a moment before, in a private temporary
 directory: nothing read from a capture is ever unpickled as such.
 """
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING, overload
 from tlspcap.errors import OutputError
 
 if TYPE_CHECKING:
-    from tlspcap.report.summary import ConnectionReport
+    from tlspcap.report.summary import Brief, ConnectionReport
 
 _READ_CHUNK = 1 << 20
 
@@ -63,8 +64,14 @@ class SpooledConnections(Sequence["ConnectionReport"]):
     def json_texts(self) -> Iterator[str]:
         """Each report's contract dict as JSON text (one line), without decoding it."""
         for blob in self._blobs():
-            text: str = pickle.loads(blob)[0]
+            text: str = pickle.loads(blob)[1]
             yield text
+
+    def briefs(self) -> Iterator[Brief]:
+        """Each report's (outcome, cause, server, SNI), without decoding its JSON."""
+        for blob in self._blobs():
+            entry: Brief = pickle.loads(blob)[0]
+            yield entry
 
     def _blobs(self) -> Iterator[bytes]:
         if not self._offsets:
@@ -87,7 +94,7 @@ class SpooledConnections(Sequence["ConnectionReport"]):
     def _load(blob: bytes) -> ConnectionReport:
         from tlspcap.report.summary import ConnectionReport
 
-        text, text_block, ladder = pickle.loads(blob)  # our own spool: see the module docstring
+        _, text, text_block, ladder = pickle.loads(blob)  # our own spool: see the module docstring
         return ConnectionReport(json.loads(text), text_block, ladder)
 
 
@@ -107,10 +114,11 @@ class ConnectionSpool:
 
     def add(self, index: int, report: ConnectionReport) -> None:
         """Append the report of the connection that started ``index``-th."""
+        from tlspcap.report.summary import brief
+
         text = json.dumps(report.data, ensure_ascii=False)
-        blob = pickle.dumps(
-            (text, report.text_block, report.ladder_events), protocol=pickle.HIGHEST_PROTOCOL
-        )
+        entry = (brief(report.data), text, report.text_block, report.ladder_events)
+        blob = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self._fh.write(blob)
         except OSError as exc:

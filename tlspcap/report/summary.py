@@ -304,6 +304,27 @@ class Totals:
         return self.outcomes[FAILED]
 
 
+Brief = tuple[str, str | None, str, str | None]
+"""What the totals need of a connection: (outcome, cause, server, SNI)."""
+
+
+def brief(data: Json) -> Brief:
+    """A connection dict's :data:`Brief`."""
+    cause = data.get("cause")
+    return (
+        str(data.get("outcome")),
+        None if cause is None else str(cause),
+        str(data.get("server")),
+        conn_sni(data),
+    )
+
+
+def _briefs(connections: Sequence[ConnectionReport]) -> Iterable[Brief]:
+    if isinstance(connections, SpooledConnections):
+        return connections.briefs()  # kept beside each report: no JSON to decode
+    return (brief(c.data) for c in connections)
+
+
 def totals(reports: Iterable[FileReport], skipped: int = 0, hidden: int = 0) -> Totals:
     """Count outcomes and causes, overall and per server."""
     t = Totals(skipped=skipped, hidden=hidden)
@@ -311,20 +332,16 @@ def totals(reports: Iterable[FileReport], skipped: int = 0, hidden: int = 0) -> 
         t.files += 1
         if r.error:
             t.errors.append((r.file, r.error))
-        for c in r.connections:
-            d = c.data
-            outcome = str(d.get("outcome"))
+        for outcome, cause, server, sni in _briefs(r.connections):
             t.connections += 1
             t.outcomes[outcome] += 1
-            server = str(d.get("server"))
             if server not in t.servers and len(t.servers) >= MAX_SERVER_TOTALS:
                 server = OTHER_SERVERS
             srv = t.servers.setdefault(server, ServerTotals())
             srv.outcomes[outcome] += 1
-            if outcome != ESTABLISHED and d.get("cause"):
-                t.causes[str(d["cause"])] += 1
-                srv.causes[str(d["cause"])] += 1
-            sni = conn_sni(d)
+            if outcome != ESTABLISHED and cause:
+                t.causes[cause] += 1
+                srv.causes[cause] += 1
             if sni is not None and len(srv.snis) < MAX_SNIS_PER_SERVER and sni not in srv.snis:
                 srv.snis.append(sni)
     return t
