@@ -423,7 +423,7 @@ def test_skimming_gives_the_same_records_without_bodies(
     cuts: list[int], which: int, skim_after: int
 ) -> None:
     """Skim mode, switched on after any number of chunks, cuts the same records at the same
-    frames (sizes kept, bodies dropped) whatever the segmentation."""
+    frames (sizes kept, application data bodies dropped) whatever the segmentation."""
     stream = tls12_streams()[which]
     pieces = chunked(stream.data, [c for c in cuts if c < len(stream.data)])
     full = feed([(p, n) for n, p in enumerate(pieces, 1)])
@@ -435,7 +435,10 @@ def test_skimming_gives_the_same_records_without_bodies(
         got += r.feed(p, n)
     assert _shape(got) == _shape(full)
     assert r.anomalies == []
-    assert all(x.payload == b"" and x.skipped == x.size for x in got if x.frame > skim_after)
+    skimmed = [x for x in got if x.frame > skim_after and x.content_type == 23]
+    assert all(x.payload == b"" and x.skipped == x.size for x in skimmed)
+    kept = [x for x in got if x.content_type != 23]
+    assert [x.payload for x in kept] == [x.payload for x in full if x.content_type != 23]
 
 
 def test_skimming_streams_a_large_body_past_without_buffering() -> None:
@@ -460,3 +463,16 @@ def test_gap_while_skimming_a_body_loses_that_record() -> None:
     assert r.feed(b"y" * 1505, 4) == []  # the rest of the lost record: not a record start
     assert _shape(r.feed(ALERT_RECORD, 5)) == [(21, 0x0303, 2, 5)]
     assert names(r) == [("record_lost_in_gap", 3), ("record_resync", 5)]
+
+
+def test_skimming_keeps_the_bodies_of_other_records() -> None:
+    """Only application data is skimmed: an alert (even a plaintext one in TLS 1.3) is read."""
+    r = RecordReader()
+    r.feed(CH_RECORD, 1)
+    r.skim = True
+    got = r.feed(record(23, b"z" * 40) + ALERT_RECORD + CCS_RECORD, 2)
+    assert [(x.content_type, x.payload, x.size) for x in got] == [
+        (23, b"", 40),
+        (21, b"\x02\x28", 2),
+        (20, b"\x01", 1),
+    ]

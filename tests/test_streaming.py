@@ -144,16 +144,21 @@ def test_closed_and_quiet_connections_are_retired_as_the_capture_goes_on(spacing
         alive.add(session)
         return session
 
-    verdicts: list[str] = []
-    diagnosis = StreamingDiagnosis(Options(), lambda c, v: verdicts.append(v.outcome))
+    idle: list[bool] = []
+    diagnosis = StreamingDiagnosis(
+        Options(),
+        lambda c, v: idle.append(any(a.name == "connection_idle" for a in c.session.anomalies)),
+    )
     tracker = ConnectionTracker(factory, on_close=diagnosis.add)
     for seg in _replayed(template, 1000, spacing):
         tracker.feed(seg)
         peak = max(peak, len(alive))
     tracker.finish()
     diagnosis.finish(None)
-    assert len(verdicts) == 1000
+    assert len(idle) == 1000
     assert peak <= 4, f"{peak} sessions alive at once"
+    # retired for being quiet is said (all but the last, which the end of the capture retires)
+    assert sum(idle) == (999 if spacing > IDLE_SECONDS else 0)
 
 
 # ---- the spool ------------------------------------------------------------------------------

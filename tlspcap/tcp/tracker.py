@@ -293,7 +293,18 @@ class ConnectionTracker:
         if now >= self._next_idle_sweep:
             self._next_idle_sweep = now + IDLE_SWEEP_SECONDS
             idle_before = now - IDLE_SECONDS
-            retire.update((c.index, c) for c, _ in self._table.values() if c.last_ts < idle_before)
+            for conn, _ in self._table.values():
+                if conn.last_ts < idle_before and conn.index not in retire:
+                    retire[conn.index] = conn
+                    if conn.has_session:
+                        conn.session.anomalies.append(
+                            Anomaly(
+                                "connection_idle",
+                                conn.last_frame,
+                                f"no packet for {IDLE_SECONDS:.0f} s: treated as over (a later "
+                                "packet on it is reported as another connection)",
+                            )
+                        )
         for index in sorted(retire):
             self._close(retire[index])
 

@@ -11,9 +11,10 @@ neither is an ``invalid_record_header`` anomaly; after it, or after a gap in the
 the reader is *lost* and resynchronises at the next chunk that starts with a plausible record.
 
 When the consumer will not read record bodies any more (an encrypted direction without keys),
-it sets :attr:`RecordReader.skim`: TLS/SSLv3 records are then delivered with an empty payload
-and their body size in :attr:`Record.skipped`, and body bytes are counted as they stream past
-instead of being buffered or copied (bulk data costs a subtraction per segment).
+it sets :attr:`RecordReader.skim`: application_data records are then delivered with an empty
+payload and their body size in :attr:`Record.skipped`, and body bytes are counted as they
+stream past instead of being buffered or copied (bulk data costs a subtraction per segment).
+Other records keep their bodies (a TLS 1.3 peer may still send a plaintext alert).
 """
 
 from __future__ import annotations
@@ -251,7 +252,8 @@ class RecordReader:
             if CT_CHANGE_CIPHER_SPEC <= b0 <= 26 and buf[i + 1] == 3 and buf[i + 2] <= 4:
                 length = (buf[i + 3] << 8) | buf[i + 4]
                 end = i + 5 + length
-                if end > n and not self.skim:
+                skim = self.skim and b0 == CT_APPLICATION_DATA
+                if end > n and not skim:
                     break
                 if length > MAX_RECORD:
                     self.anomalies.append(
@@ -264,7 +266,7 @@ class RecordReader:
                     self._skip_header = (b0, version, length)
                     i = n
                     break
-                if self.skim:
+                if skim:
                     rec = Record(
                         b0, version, b"", self._frame_at(self._start + end - 1), skipped=length
                     )
