@@ -666,3 +666,16 @@ def test_pcapng_prefix_yields_whole_blocks(cut: int) -> None:
     packets = list(reader.packets())
     assert len(packets) == expected
     assert reader.truncated == (cut < len(blob) and cut not in ends)
+
+
+def test_format_endpoint_prints_what_ipaddress_prints() -> None:
+    import ipaddress
+    import random
+
+    from tlspcap.capture.model import format_endpoint
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        addr, port = bytes(rng.randrange(256) for _ in range(4)), rng.randrange(65536)
+        assert format_endpoint(addr, port) == f"{ipaddress.IPv4Address(addr)}:{port}"
+    assert format_endpoint(bytes(15) + b"\x01", 443) == "[::1]:443"

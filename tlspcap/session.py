@@ -165,6 +165,7 @@ class TlsSession:
         self.anomalies: CappedList[Anomaly] = CappedList()
         self.version: int | None = None
         """Negotiated version (from the last real ServerHello)."""
+        self._version13 = False  # is_tls13(self.version), kept with it
         self.cipher: int | None = None
         self._null_cipher = False
         self._last_letter: tuple[int, str] | None = None
@@ -296,7 +297,13 @@ class TlsSession:
     def _record(self, direction: int, side: Side, record: Record) -> None:
         self._frame = record.frame
         ct = record.content_type
-        if side.encrypted and not record.sslv2 and self._decrypt(direction, side, record):
+        # (a skimmed record has no body: its direction has no keys, nothing to decrypt)
+        if (
+            side.encrypted
+            and not record.skipped
+            and not record.sslv2
+            and self._decrypt(direction, side, record)
+        ):
             return
         if record.sslv2:
             self._sslv2(direction, side, record)
@@ -330,7 +337,7 @@ class TlsSession:
 
     @property
     def _tls13(self) -> bool:
-        return self.version is not None and is_tls13(self.version)
+        return self._version13
 
     def _log_encrypted(self, direction: int, record: Record) -> None:
         if len(self.encrypted_log) < MAX_ENCRYPTED_LOG:
@@ -419,6 +426,7 @@ class TlsSession:
 
     def _negotiated(self, sh: ServerHello) -> None:
         self.version = sh.version
+        self._version13 = is_tls13(sh.version)
         self.cipher = sh.cipher_suite
         props = cipher_properties(sh.cipher_suite)
         self._null_cipher = props is not None and props.is_null_encryption
@@ -574,6 +582,7 @@ class TlsSession:
                 sh = codec.parse_sslv2_server_hello(record.payload, record.frame)
                 self.server_hellos.append(sh)
                 self.version, self.cipher = sh.version, sh.cipher_suite
+                self._version13 = False
                 self._letter(direction, "S")
                 if sh.sslv2_certificate:
                     side.certificates.append(

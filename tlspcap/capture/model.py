@@ -68,4 +68,6 @@ def format_endpoint(addr: bytes, port: int) -> str:
     """Render an endpoint as ``ip:port`` (IPv6 as ``[addr]:port``), as in the JSON contract."""
     if len(addr) == 16:
         return f"[{ipaddress.IPv6Address(addr)}]:{port}"
+    if len(addr) == 4:  # what ipaddress.IPv4Address would print, without building one
+        return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}:{port}"
     return f"{ipaddress.IPv4Address(addr)}:{port}"
