@@ -77,9 +77,12 @@ class SpooledConnections(Sequence["ConnectionReport"]):
         if not self._offsets:
             return
         with open(self.path, "rb", buffering=_READ_CHUNK) as fh:
+            at = 0
             for offset, length in zip(self._offsets, self._lengths, strict=True):
-                fh.seek(offset)
+                if offset != at:  # connections that closed in start order lie in sequence
+                    fh.seek(offset)
                 yield fh.read(length)
+                at = offset + length
 
     def filter(self, keep: Callable[[ConnectionReport], bool]) -> SpooledConnections:
         """The reports ``keep`` accepts (read once each; the file is shared, not copied)."""
