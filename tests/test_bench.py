@@ -95,3 +95,16 @@ def test_pcapng_output_is_read_alike(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
+
+
+def test_floor_loop_reads_the_capture(tiny: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "floor.py"), str(tiny)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    truth = json.loads(tiny.with_name(tiny.name + ".truth.json").read_text())
+    packets = int(proc.stdout.split()[0])
+    assert packets == truth["packets"], proc.stdout
