@@ -26,8 +26,8 @@ from tlspcap.analyze import find_captures
 from tlspcap.diagnosis.certcheck import load_pem_roots
 from tlspcap.errors import TlspcapError
 from tlspcap.keylog import parse_keylog
-from tlspcap.report.html import render_html
-from tlspcap.report.markdown import render_markdown
+from tlspcap.report.html import html_parts
+from tlspcap.report.markdown import markdown_lines
 from tlspcap.report.summary import (
     FileReport,
     Filters,
@@ -263,17 +263,16 @@ def write_report(
 ) -> None:
     """Write one report in ``fmt`` for ``reports`` to ``stream``, ending with a newline.
 
-    Text and JSON are streamed connection by connection; HTML and Markdown are built whole.
+    Every format is streamed connection by connection (bounded memory on any capture).
     """
     if fmt == "json":
         write_json_document(stream, reports)
-        return
-    if fmt in ("html", "markdown"):
-        doc = render_html(reports, t) if fmt == "html" else render_markdown(reports, t)
-        stream.write(doc if doc.endswith("\n") else doc + "\n")
-        return
-    for line in text_lines(reports, t, colour):
-        stream.write(line + "\n")
+    elif fmt == "html":
+        stream.writelines(html_parts(reports, t))
+    elif fmt == "markdown":
+        stream.writelines(line + "\n" for line in markdown_lines(reports, t))
+    else:
+        stream.writelines(line + "\n" for line in text_lines(reports, t, colour))
 
 
 def write_reports(

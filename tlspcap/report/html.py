@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from tlspcap.diagnosis.model import ESTABLISHED, FAILED
@@ -367,22 +367,20 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _established_table(conns: Sequence[Json]) -> str:
-    if not conns:
-        return ""
-    rows = [
+def _established_rows(conns: Iterable[Json]) -> Iterator[str]:
+    """The established connections' table, a row at a time."""
+    yield (
         "<table><tr><th>client</th><th>server</th><th>SNI</th><th>version</th><th>cipher</th>"
         "<th>frames</th></tr>"
-    ]
+    )
     for d in conns:
-        rows.append(
+        yield (
             f"<tr><td>{esc(d.get('client'))}</td><td>{esc(d.get('server'))}</td>"
             f"<td>{esc(conn_sni(d) or '')}</td><td>{esc(conn_version(d))}</td>"
             f"<td>{esc(conn_cipher(d))}</td>"
             f"<td>{esc(d.get('first_frame'))}\u2013{esc(d.get('last_frame'))}</td></tr>"
         )
-    rows.append("</table>")
-    return "\n".join(rows)
+    yield "</table>"
 
 
 def _summary_section(t: Totals) -> str:
@@ -421,32 +419,43 @@ def _summary_section(t: Totals) -> str:
 
 
 def render_html(reports: Sequence[FileReport], t: Totals, title: str = "tlspcap report") -> str:
-    """The whole report as one self-contained HTML document."""
-    body = [f"<h1>{esc(title)}</h1>", _summary_section(t)]
-    for r in reports:
-        body.append(f"<h2>{esc(r.file)}</h2>")
-        if r.error:
-            body.append(f'<p class="bad">Could not be read: {esc(r.error)}</p>')
-            continue
-        m = r.meta
-        note = "; the file is truncated, results cover what was there" if m.get("truncated") else ""
-        body.append(
-            f"<p>{esc(m.get('format'))}, {esc(m.get('packets'))} packets, "
-            f"{len(r.connections)} TLS connection(s) shown{note}</p>"
-        )
-        for c in r.connections:
-            if c.data.get("outcome") != ESTABLISHED:
-                body.append(connection_section(c.data, c.ladder))
-        established = [c.data for c in r.connections if c.data.get("outcome") == ESTABLISHED]
-        if established:
-            body.append(f'<h3 class="established">Established ({len(established)})</h3>')
-            body.append(_established_table(established))
-    return (
+    """The whole report as one self-contained HTML document (see :func:`html_parts`)."""
+    return "".join(html_parts(reports, t, title))
+
+
+def html_parts(
+    reports: Sequence[FileReport], t: Totals, title: str = "tlspcap report"
+) -> Iterator[str]:
+    """The HTML document, piece by piece (connections are read as they are written, so a
+    report of any size is written in bounded memory)."""
+    yield (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; img-src data:\">\n"
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-        + "\n".join(body)
-        + "\n</body>\n</html>\n"
     )
+    yield f"<h1>{esc(title)}</h1>\n" + _summary_section(t)
+    for r in reports:
+        yield f"\n<h2>{esc(r.file)}</h2>"
+        if r.error:
+            yield f'\n<p class="bad">Could not be read: {esc(r.error)}</p>'
+            continue
+        m = r.meta
+        note = "; the file is truncated, results cover what was there" if m.get("truncated") else ""
+        yield (
+            f"\n<p>{esc(m.get('format'))}, {esc(m.get('packets'))} packets, "
+            f"{len(r.connections)} TLS connection(s) shown{note}</p>"
+        )
+        established = 0
+        for c in r.connections:
+            if c.data.get("outcome") != ESTABLISHED:
+                yield "\n" + connection_section(c.data, c.ladder)
+            else:
+                established += 1
+        if established:
+            yield f'\n<h3 class="established">Established ({established})</h3>'
+            rows = (c.data for c in r.connections if c.data.get("outcome") == ESTABLISHED)
+            for row in _established_rows(rows):
+                yield "\n" + row
+    yield "\n</body>\n</html>\n"

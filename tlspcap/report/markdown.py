@@ -7,7 +7,7 @@ would start emphasis, links, code or table cells are backslash-escaped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from tlspcap.diagnosis.model import ESTABLISHED, FAILED
 from tlspcap.report.facts import Json
@@ -44,12 +44,11 @@ def _row(cells: Sequence[object]) -> str:
     return "| " + " | ".join(md(c) for c in cells) + " |"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" for _ in header) + "|",
-        *(_row(r) for r in rows),
-    ]
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
+    yield "| " + " | ".join(header) + " |"
+    yield "|" + "|".join("---" for _ in header) + "|"
+    for r in rows:
+        yield _row(r)
 
 
 def summary_section(t: Totals) -> list[str]:
@@ -121,7 +120,7 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> list[str]:
             label = str(ev.get("label"))
             rows.append([ev.get("frame"), when, arrow, label])
         lines += ["**Messages**", ""]
-        table = _table(["frame", "time", "direction", "message"], rows)
+        table = list(_table(["frame", "time", "direction", "message"], rows))
         for i, ev in enumerate(ladder):  # bold the alerts
             if ev.get("kind") == "alert":
                 cells = [md(c) for c in rows[i]]
@@ -157,34 +156,52 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> list[str]:
 
 
 def render_markdown(reports: Sequence[FileReport], t: Totals, title: str = "tlspcap report") -> str:
-    """The whole Markdown report."""
-    lines = [f"# {md(title)}", "", *summary_section(t)]
+    """The whole Markdown report (see :func:`markdown_lines`)."""
+    return "".join(line + "\n" for line in markdown_lines(reports, t, title))
+
+
+def markdown_lines(
+    reports: Sequence[FileReport], t: Totals, title: str = "tlspcap report"
+) -> Iterator[str]:
+    """The Markdown report, line by line (connections are read as they are written, so a
+    report of any size is written in bounded memory); no trailing blank line."""
+    pending = 0  # blank lines held back: the report ends on its last text line
+    for line in _markdown_lines(reports, t, title):
+        if not line:
+            pending += 1
+            continue
+        yield from [""] * pending
+        pending = 0
+        yield line
+
+
+def _markdown_lines(reports: Sequence[FileReport], t: Totals, title: str) -> Iterator[str]:
+    yield from [f"# {md(title)}", "", *summary_section(t)]
     for r in reports:
-        lines += [f"## {md(r.file)}", ""]
+        yield from [f"## {md(r.file)}", ""]
         if r.error:
-            lines += [f"Could not be read: {md(r.error)}", ""]
+            yield from [f"Could not be read: {md(r.error)}", ""]
             continue
         m = r.meta
         note = "; the file is truncated, results cover what was there" if m.get("truncated") else ""
-        lines += [
+        yield from [
             f"{md(m.get('format'))}, {m.get('packets')} packets, "
             f"{len(r.connections)} TLS connection(s) shown{note}",
             "",
         ]
+        established = 0
         for c in r.connections:
             if c.data.get("outcome") != ESTABLISHED:
-                lines += connection_section(c.data, c.ladder)
-        established = [c.data for c in r.connections if c.data.get("outcome") == ESTABLISHED]
+                yield from connection_section(c.data, c.ladder)
+            else:
+                established += 1
         if established:
-            rows = [
+            rows = (
                 [d.get("client"), d.get("server"), conn_sni(d) or "", conn_version(d),
                  conn_cipher(d), f"{d.get('first_frame')}-{d.get('last_frame')}"]
-                for d in established
-            ]  # fmt: skip
-            lines += [
-                f"### Established ({len(established)})",
-                "",
-                *_table(["client", "server", "SNI", "version", "cipher", "frames"], rows),
-                "",
-            ]
-    return "\n".join(lines).rstrip("\n") + "\n"
+                for d in (c.data for c in r.connections)
+                if d.get("outcome") == ESTABLISHED
+            )  # fmt: skip
+            yield from [f"### Established ({established})", ""]
+            yield from _table(["client", "server", "SNI", "version", "cipher", "frames"], rows)
+            yield ""
