@@ -113,12 +113,12 @@ def analyze_one(
 
     ``progress`` is called now and then with the bytes of the file read so far.
     """
-    # Millions of short-lived objects are made: the cyclic collector would run again and again
-    # over the survivors and find next to nothing (reference counting frees the rest).
     try:
         spool = ConnectionSpool(settings.spool_dir) if settings.spool_dir is not None else None
     except OutputError as exc:
         return error_report(path, str(exc), size)
+    # Millions of short-lived objects are made: the cyclic collector would run again and again
+    # over the survivors and find next to nothing (reference counting frees the rest).
     collecting = gc.isenabled()
     gc.disable()
     kept: list[tuple[int, ConnectionReport]] = []
