@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
-from tlspcap.diagnosis.model import ESTABLISHED, FAILED
+from tlspcap.diagnosis.model import ESTABLISHED
 from tlspcap.report.facts import Json, alpn_text
 from tlspcap.report.summary import (
     OUTCOMES,
@@ -24,6 +24,7 @@ from tlspcap.report.summary import (
     conn_sni,
     conn_version,
     outcome_words,
+    servers_by_failures,
 )
 from tlspcap.session import TlsSession
 from tlspcap.tcp.tracker import TcpConnection
@@ -397,9 +398,7 @@ def _summary_section(t: Totals) -> str:
     if t.servers:
         head = "".join(f"<th>{o}</th>" for o in OUTCOMES)
         parts.append(f"<table><tr><th>server</th><th>SNI</th>{head}<th>causes</th></tr>")
-        for server, st in sorted(
-            t.servers.items(), key=lambda kv: (-kv[1].outcomes[FAILED], kv[0])
-        ):
+        for server, st in servers_by_failures(t):
             cells = "".join(f"<td>{st.outcomes[o]}</td>" for o in OUTCOMES)
             causes = ", ".join(f"{c} {n}" for c, n in st.causes.most_common())
             parts.append(

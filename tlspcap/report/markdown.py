@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
-from tlspcap.diagnosis.model import ESTABLISHED, FAILED
+from tlspcap.diagnosis.model import ESTABLISHED
 from tlspcap.report.facts import Json
 from tlspcap.report.html import clean, validity_at
 from tlspcap.report.summary import (
@@ -21,6 +21,7 @@ from tlspcap.report.summary import (
     conn_sni,
     conn_version,
     outcome_words,
+    servers_by_failures,
 )
 
 _MD_SPECIAL = frozenset("\\`*_[]#|~")
@@ -63,11 +64,10 @@ def summary_section(t: Totals) -> list[str]:
         rows = sorted(t.causes.items(), key=lambda kv: (-kv[1], kv[0]))
         lines += [*_table(["cause", "connections"], rows), ""]
     if t.servers:
-        servers = sorted(t.servers.items(), key=lambda kv: (-kv[1].outcomes[FAILED], kv[0]))
         rows2 = [
             [server, ", ".join(st.snis), *(st.outcomes[o] for o in OUTCOMES),
              ", ".join(f"{c} {n}" for c, n in st.causes.most_common())]
-            for server, st in servers
+            for server, st in servers_by_failures(t)
         ]  # fmt: skip
         lines += [*_table(["server", "SNI", *OUTCOMES, "causes"], rows2), ""]
     for file, error in t.errors:
@@ -153,11 +153,6 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> list[str]:
         lines.append(f"**Fix:** {md(data.get('fix'))}")
         lines.append("")
     return lines
-
-
-def render_markdown(reports: Sequence[FileReport], t: Totals, title: str = "tlspcap report") -> str:
-    """The whole Markdown report (see :func:`markdown_lines`)."""
-    return "".join(line + "\n" for line in markdown_lines(reports, t, title))
 
 
 def markdown_lines(

@@ -112,10 +112,6 @@ class FileReport:
         err = self.meta.get("error")
         return None if err is None else str(err)
 
-    def capture_dict(self) -> Json:
-        """The contract's capture dict (``captures[]`` entry of the JSON document)."""
-        return {**self.meta, "connections": [c.data for c in self.connections]}
-
     def filtered(self, keep: Callable[[ConnectionReport], bool]) -> FileReport:
         """The same report with only the connections ``keep`` accepts."""
         conns = self.connections
@@ -347,6 +343,12 @@ def totals(reports: Iterable[FileReport], skipped: int = 0, hidden: int = 0) -> 
     return t
 
 
+def servers_by_failures(t: Totals) -> list[tuple[str, ServerTotals]]:
+    """The per-server totals, most failed connections first, then by name (every report lists
+    servers in this order)."""
+    return sorted(t.servers.items(), key=lambda kv: (-kv[1].outcomes[FAILED], kv[0]))
+
+
 def _cause_order(counter: Counter[str]) -> list[tuple[str, int]]:
     rank = {c: i for i, c in enumerate(CAUSES)}
     return sorted(counter.items(), key=lambda kv: (-kv[1], rank.get(kv[0], len(rank)), kv[0]))
@@ -375,9 +377,7 @@ def summary_lines(t: Totals) -> list[str]:
     if t.servers:
         lines.append("  per server:")
         width = max(len(s) for s in t.servers)
-        for server, st in sorted(
-            t.servers.items(), key=lambda kv: (-kv[1].outcomes[FAILED], kv[0])
-        ):
+        for server, st in servers_by_failures(t):
             line = f"    {server:<{width}}  {outcome_words(st.outcomes)}"
             if st.causes:
                 line += f" ({cause_words(st.causes)})"
@@ -436,11 +436,6 @@ def established_line(data: Json) -> str:
     return sanitize("  ".join(parts))
 
 
-def render_text(reports: Sequence[FileReport], t: Totals, colour: bool = False) -> str:
-    """The terminal report (see :func:`text_lines`), as one string."""
-    return "\n".join(text_lines(reports, t, colour))
-
-
 def text_lines(reports: Sequence[FileReport], t: Totals, colour: bool = False) -> Iterator[str]:
     """The terminal report, line by line: the summary, then per capture one block per
     connection that did not establish and one line per established one. ANSI colour only when
@@ -477,13 +472,6 @@ def text_lines(reports: Sequence[FileReport], t: Totals, colour: bool = False) -
 
 
 # ---- JSON document and machine summaries --------------------------------------------------
-def json_document(reports: Sequence[FileReport]) -> str:
-    """The JSON document of the contract (the same text ``jsonfmt.render`` produces)."""
-    buf = io.StringIO()
-    write_json_document(buf, reports)
-    return buf.getvalue()
-
-
 def write_json_document(out: TextIO, reports: Sequence[FileReport]) -> None:
     """Stream the JSON document of the contract to ``out`` (:func:`jsonfmt.write_document`)."""
     write_document(out, ((r.meta, _json_texts(r.connections)) for r in reports))
@@ -530,13 +518,6 @@ def summary_rows(reports: Sequence[FileReport]) -> Iterator[dict[str, str | None
             )
 
 
-def summary_csv(reports: Sequence[FileReport]) -> str:
-    """``summary.csv`` (see :func:`write_summary_csv`) as a string."""
-    buf = io.StringIO()
-    write_summary_csv(buf, reports)
-    return buf.getvalue()
-
-
 def write_summary_csv(out: TextIO, reports: Sequence[FileReport]) -> None:
     """``summary.csv``: a header, then one row per connection; cells are formula-safe."""
     writer = csv.writer(out, lineterminator="\n")
@@ -555,15 +536,6 @@ def totals_csv(t: Totals) -> str:
             writer.writerow((outcome, "", t.outcomes[outcome]))
     for cause, n in _cause_order(t.causes):
         writer.writerow(("", csv_cell(cause), n))
-    return buf.getvalue()
-
-
-def summary_json(
-    reports: Sequence[FileReport], t: Totals, written: dict[str, list[str]] | None = None
-) -> str:
-    """``summary.json`` (see :func:`write_summary_json`) as a string."""
-    buf = io.StringIO()
-    write_summary_json(buf, reports, t, written)
     return buf.getvalue()
 
 
