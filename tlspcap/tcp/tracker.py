@@ -72,8 +72,6 @@ class TcpConnection:
     isn: list[int | None] = field(default_factory=lambda: [None, None])
     syn_isns: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
     """Every initial sequence number seen in SYNs, per direction."""
-    closed: bool = False
-    """A FIN or RST was seen (a new SYN on the tuple starts a new connection)."""
     fins: int = 0
     """Directions that sent a FIN (bit 1: direction 0, bit 2: direction 1); 3 with a RST."""
     evicted: bool = False
@@ -89,6 +87,11 @@ class TcpConnection:
         if self._session is None:
             self._session = self.factory(self.endpoints)
         return self._session
+
+    @property
+    def closed(self) -> bool:
+        """A FIN or RST was seen (a new SYN on the tuple starts a new connection)."""
+        return self.fins != 0
 
     @property
     def has_session(self) -> bool:
@@ -192,7 +195,6 @@ class ConnectionTracker:
             self._syn(conn, direction, seg.seq, seg.frame, flags & ACK)
             conn.syn_times[seg.frame] = seg.ts
         if flags & (FIN | RST):
-            conn.closed = True
             conn.fins |= 3 if flags & RST else 1 << direction
             if conn.fins == 3:
                 self._closing[conn.index] = conn
