@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from tlspcap.anomaly import Anomaly, CappedList
 from tlspcap.errors import DecodeError
+from tlspcap.facts.model import MAX_GAPS, EncryptedRecord, GapFacts, MessageFacts
 from tlspcap.keylog import CLIENT_RANDOM, KeyLog
 from tlspcap.tcp.reassembly import Gap, Piece
 from tlspcap.tls import codec
@@ -70,6 +71,13 @@ HISTORY_LETTERS = {
 }  # fmt: skip
 """Zeek ``ssl_history`` letters by handshake type (client upper case, server lower case)."""
 MAX_HISTORY = 100
+MAX_MESSAGES = 64
+"""Handshake messages listed per connection (the hellos and certificates are kept apart)."""
+SERVER_ONLY_MESSAGES = frozenset({4, 8, 12, 13, 14, 22})
+"""NewSessionTicket, EncryptedExtensions, ServerKeyExchange, CertificateRequest,
+ServerHelloDone, CertificateStatus: only a server sends them."""
+CLIENT_ONLY_MESSAGES = frozenset({16})
+"""ClientKeyExchange."""
 MAX_ALERTS = 64
 """Alerts kept per connection (a flood of alert records is counted, not kept)."""
 MAX_ENCRYPTED_LOG = 64
@@ -92,16 +100,6 @@ def _tls13_decryptable(version: int) -> bool:
 
 
 @dataclass(slots=True)
-class EncryptedRecord:
-    """An encrypted record's place in the conversation (for TLS 1.3 inferences)."""
-
-    direction: int
-    content_type: int
-    length: int
-    frame: int
-
-
-@dataclass(slots=True)
 class Side:
     """What one direction of the connection sent."""
 
@@ -114,9 +112,8 @@ class Side:
     application_records: int = 0
     application_bytes: int = 0
     first_application_frame: int | None = None
-    fin_frame: int | None = None
-    rst_frame: int | None = None
-    gap_frames: list[int] = field(default_factory=list)
+    gaps: list[GapFacts] = field(default_factory=list)
+    gap_count: int = 0
     certificates: list[CertificateMessage] = field(default_factory=list)
     last_frame: int | None = None
     """Last frame that carried TLS bytes from this side."""
@@ -153,7 +150,9 @@ class TlsSession:
         """(address, port) of direction 0's sender and of direction 1's sender."""
         self.client_dir = 0
         """Direction index of the client (0 = the TCP initiator unless a hello says otherwise)."""
-        self._role_fixed = False
+        self.role_from: str | None = None
+        """What decided the roles (see :attr:`tlspcap.facts.model.ConnFacts.role_from`);
+        None while nothing in the TLS content did."""
         self.sides = (Side(), Side())
         self.client_hellos: list[ClientHello] = []
         self.server_hellos: list[ServerHello] = []
@@ -161,7 +160,12 @@ class TlsSession:
         self.server_hello_done_frame: int | None = None
         self._alerts: CappedList[tuple[int, Alert]] = CappedList(MAX_ALERTS)
         self.encrypted_log: list[EncryptedRecord] = []
-        self.history = ""
+        self.letters: list[tuple[int, str]] = []
+        """History letters with their sender's direction (the case follows the roles, which
+        may be decided only later in a capture that starts mid-handshake)."""
+        self.messages: list[MessageFacts] = []
+        """Handshake messages read, in order (at most :data:`MAX_MESSAGES`)."""
+        self._cert_request_dir: int | None = None
         self.anomalies: CappedList[Anomaly] = CappedList()
         self.version: int | None = None
         """Negotiated version (from the last real ServerHello)."""
@@ -218,17 +222,25 @@ class TlsSession:
             out.append(a if a.sender == sender else _with_sender(a, sender))
         return out
 
-    def _fix_role(self, direction: int, is_client: bool) -> None:
-        if not self._role_fixed:
+    @property
+    def history(self) -> str:
+        """Zeek-style history: client letters upper case, server letters lower case."""
+        client = self.client_dir
+        return "".join(x if d == client else x.lower() for d, x in self.letters)
+
+    def _fix_role(self, direction: int, is_client: bool, source: str) -> None:
+        if self.role_from is None:
             self.client_dir = direction if is_client else 1 - direction
-            self._role_fixed = True
+            self.role_from = source
 
     # ---- input from the TCP layer ------------------------------------------------------
     def data(self, direction: int, piece: Piece) -> None:
         """Take one reassembled piece of a direction's stream."""
         side = self.sides[direction]
         if isinstance(piece, Gap):
-            side.gap_frames.append(piece.frame)
+            side.gap_count += 1
+            if len(side.gaps) < MAX_GAPS:
+                side.gaps.append(GapFacts(piece.frame, piece.size, piece.offset))
             side.reader.gap(piece.size, piece.frame)
             side.assembler.reset()
             self.anomalies.append(
@@ -246,20 +258,6 @@ class TlsSession:
             ):  # bulk data records need no time: keep the table small
                 self.frame_times.setdefault(record.frame, self.now)
             self._record(direction, side, record)
-
-    def fin(self, direction: int, frame: int) -> None:
-        """A FIN from ``direction``."""
-        side = self.sides[direction]
-        self.frame_times.setdefault(frame, self.now)
-        if side.fin_frame is None:
-            side.fin_frame = frame
-
-    def rst(self, direction: int, frame: int) -> None:
-        """A RST from ``direction``."""
-        side = self.sides[direction]
-        self.frame_times.setdefault(frame, self.now)
-        if side.rst_frame is None:
-            side.rst_frame = frame
 
     def finish(self) -> None:
         """The connection's data has all been fed: collect reader anomalies, free buffers."""
@@ -291,8 +289,8 @@ class TlsSession:
         if collapse and self._last_letter == (direction, letter):
             return
         self._last_letter = (direction, letter)
-        if len(self.history) < MAX_HISTORY:
-            self.history += letter if direction == self.client_dir else letter.lower()
+        if len(self.letters) < MAX_HISTORY:
+            self.letters.append((direction, letter))
 
     def _record(self, direction: int, side: Side, record: Record) -> None:
         self._frame = record.frame
@@ -394,35 +392,47 @@ class TlsSession:
         self, direction: int, side: Side, msg: HandshakeMessage, problems: list[str]
     ) -> None:
         t = msg.msg_type
+        if len(self.messages) < MAX_MESSAGES:
+            self.messages.append(MessageFacts(direction, t, msg.frame, len(msg.body)))
         if t == 1:
-            self._fix_role(direction, True)
+            self._fix_role(direction, True, "client_hello")
             self.client_hellos.append(codec.parse_client_hello(msg.body, msg.frame, problems))
             self._letter(direction, "C")
         elif t == 2:
-            self._fix_role(direction, False)
+            self._fix_role(direction, False, "server_hello")
             sh = codec.parse_server_hello(msg.body, msg.frame, problems)
             self.server_hellos.append(sh)
             self._letter(direction, "J" if sh.hello_retry_request else "S")
             if not sh.hello_retry_request:
                 self._negotiated(sh)
         elif t == 11:
+            # The first Certificate comes from the server, unless the other side asked for one.
+            if self._cert_request_dir is None or self._cert_request_dir == direction:
+                self._fix_role(direction, False, "server_message")
             cert = codec.parse_certificate(msg.body, msg.frame, self._tls13)
             side.certificates.append(cert)
             self._letter(direction, "X")
         elif t == 13:
+            self._fix_role(direction, False, "certificate_request")
+            self._cert_request_dir = direction
             self.certificate_request = codec.parse_certificate_request(
                 msg.body, msg.frame, self.version or 0x0303
             )
             self._letter(direction, "R")
-        elif t == 14:
-            self.server_hello_done_frame = msg.frame
-            self._letter(direction, "N")
-        elif t == HS_FINISHED:
-            if side.finished_frame is None:
-                side.finished_frame = msg.frame
-            self._letter(direction, "F")
         else:
-            self._letter(direction, HISTORY_LETTERS.get(t, "Z"))
+            if t in SERVER_ONLY_MESSAGES:
+                self._fix_role(direction, False, "server_message")
+            elif t in CLIENT_ONLY_MESSAGES:
+                self._fix_role(direction, True, "client_message")
+            if t == 14:
+                self.server_hello_done_frame = msg.frame
+                self._letter(direction, "N")
+            elif t == HS_FINISHED:
+                if side.finished_frame is None:
+                    side.finished_frame = msg.frame
+                self._letter(direction, "F")
+            else:
+                self._letter(direction, HISTORY_LETTERS.get(t, "Z"))
 
     def _negotiated(self, sh: ServerHello) -> None:
         self.version = sh.version
@@ -572,13 +582,13 @@ class TlsSession:
         kind = record.payload[:1]
         try:
             if kind == b"\x01":
-                self._fix_role(direction, True)
+                self._fix_role(direction, True, "client_hello")
                 self.client_hellos.append(
                     codec.parse_sslv2_client_hello(record.payload, record.frame)
                 )
                 self._letter(direction, "C")
             elif kind == b"\x04":
-                self._fix_role(direction, False)
+                self._fix_role(direction, False, "server_hello")
                 sh = codec.parse_sslv2_server_hello(record.payload, record.frame)
                 self.server_hellos.append(sh)
                 self.version, self.cipher = sh.version, sh.cipher_suite

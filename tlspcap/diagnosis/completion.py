@@ -34,7 +34,8 @@ from tlspcap.diagnosis.tls13 import (
     finished_record_size,
     tls13_view,
 )
-from tlspcap.session import TlsSession, is_tls13
+from tlspcap.facts.model import ConnFacts
+from tlspcap.session import is_tls13
 from tlspcap.tls.messages import Alert, ClientHello, ServerHello
 from tlspcap.tls.registry import cipher_name
 
@@ -42,7 +43,7 @@ from tlspcap.tls.registry import cipher_name
 # ---- after the ServerHello --------------------------------------------------------------
 def after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdict:
     """The verdict of a connection whose ClientHello got a ServerHello."""
-    s = ctx.s
+    s = ctx.f
     tls13 = is_tls13(sh.version)
     findings = _certificate_findings(ctx, ch)
     v = _completion(ctx, ch, sh, tls13, findings)
@@ -66,7 +67,7 @@ def after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdic
 
 
 def _certificate_findings(ctx: Context, ch: ClientHello) -> list[CertFinding]:
-    s = ctx.s
+    s = ctx.f
     if not s.server.certificates or not s.server.certificates[0].chain:
         return []
     msg = s.server.certificates[0]
@@ -76,7 +77,7 @@ def _certificate_findings(ctx: Context, ch: ClientHello) -> list[CertFinding]:
     return check_chain(msg.chain, at, host, trust, ctx.know.certificates)
 
 
-def _blame_certificate(v: Verdict, s: TlsSession, findings: list[CertFinding]) -> Verdict:
+def _blame_certificate(v: Verdict, s: ConnFacts, findings: list[CertFinding]) -> Verdict:
     """The client gave up after seeing the certificate: its worst finding is the cause."""
     cert = _cert_cause(findings, None)
     v.cause = cert.code if cert else "unknown"
@@ -100,7 +101,7 @@ def _cert_cause(findings: list[CertFinding], alert: Alert | None) -> CertFinding
 def _completion(
     ctx: Context, ch: ClientHello, sh: ServerHello, tls13: bool, findings: list[CertFinding]
 ) -> Verdict:
-    s = ctx.s
+    s = ctx.f
     view = tls13_view(s) if tls13 else None
     done = _handshake_done(ctx, sh, view)
     # After the handshake, an encrypted alert is as likely a close_notify as a fatal alert:
@@ -135,7 +136,7 @@ def _handshake_done(ctx: Context, sh: ServerHello, view: Tls13View | None) -> bo
 
     ``view`` is the connection's :func:`tls13_view` when TLS 1.3 was negotiated, else None.
     """
-    s = ctx.s
+    s = ctx.f
     c, sv = s.client, s.server
     if view is not None:
         return view.finished
@@ -175,9 +176,9 @@ def _client_rejects(
     cert = _cert_cause(findings, alert)
     if cert is not None:
         v.cause = cert.code
-        v.add(cert_frame(ctx.s), cert.text)
+        v.add(cert_frame(ctx.f), cert.text)
         return v
-    if not ctx.s.server.certificates and alert.description in ALERT_ONLY_CAUSES:
+    if not ctx.f.server.certificates and alert.description in ALERT_ONLY_CAUSES:
         v.cause, note = ALERT_ONLY_CAUSES[alert.description]
         v.add(
             None,
@@ -185,7 +186,7 @@ def _client_rejects(
             f"alert alone{note}; --keylog would let tlspcap check the certificate itself",
         )
         return v
-    if alert.description == A_UNKNOWN_CA and not ctx.s.server.certificates:
+    if alert.description == A_UNKNOWN_CA and not ctx.f.server.certificates:
         v.cause = "unknown"
         v.add(
             None,
@@ -199,12 +200,12 @@ def _client_rejects(
     if alert.description == A_UNKNOWN_CA:
         v.cause = "unknown_ca"
         v.add(
-            cert_frame(ctx.s),
+            cert_frame(ctx.f),
             "the client does not trust the server's CA (its trust store "
             "differs from the one tlspcap checked against)",
         )
         return v
-    if alert.description == A_BAD_CERT and not ctx.s.server.certificates:
+    if alert.description == A_BAD_CERT and not ctx.f.server.certificates:
         v.add(
             None,
             "bad_certificate is what OpenSSL-based clients send for a hostname "
@@ -219,7 +220,7 @@ def _client_rejects(
 
 
 def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> Verdict:
-    s = ctx.s
+    s = ctx.f
     v.gave_up = "server"
     v.add(alert.frame, f"the server aborted with {describe_alert(alert)}")
     req = s.certificate_request
@@ -259,7 +260,7 @@ def _tls13_completion(
     findings: list[CertFinding],
     view: Tls13View,
 ) -> Verdict:
-    s = ctx.s
+    s = ctx.f
     rejected = view.client_rejected
     if rejected is not None:
         v.gave_up = "client"
@@ -323,7 +324,7 @@ class Usage:
     """TLS 1.3 without keys: frame of the client's encrypted Certificate."""
 
 
-def _usage12(s: TlsSession) -> Usage:
+def _usage12(s: ConnFacts) -> Usage:
     c, sv = s.client, s.server
     return Usage(c.application_records, sv.application_records, c.first_application_frame)
 
@@ -337,7 +338,7 @@ def _outcome(
     use: Usage,
 ) -> Verdict:
     """The handshake is over or stalled with no fatal alert: judge by data, closes and resets."""
-    s = ctx.s
+    s = ctx.f
     c, sv = s.client, s.server
     alerts = s.alerts
     client_close = close_of(c, first_alert_frame(alerts, "client"))
@@ -432,6 +433,6 @@ def _closes_at_once(ctx: Context, frame: int | None) -> bool:
     """The client closed within CLOSE_AT_ONCE_SECONDS of the server's last handshake record."""
     if frame is None:
         return False
-    s = ctx.s
-    done_frame = s.server.last_frame or ctx.conn.first_frame
+    s = ctx.f
+    done_frame = s.server.last_frame or ctx.f.first_frame
     return ctx.time_of(frame) - ctx.time_of(done_frame) <= CLOSE_AT_ONCE_SECONDS

@@ -31,7 +31,7 @@ from tlspcap.tls.registry import cipher_name, cipher_properties, is_grease
 # ---- the walk ---------------------------------------------------------------------------
 def walk(ctx: Context) -> Verdict:
     """Decide outcome and cause for one connection."""
-    s = ctx.s
+    s = ctx.f
     if not s.client_hellos:
         return _no_client_hello(ctx)
     real = [sh for sh in s.server_hellos if not sh.hello_retry_request]
@@ -41,19 +41,19 @@ def walk(ctx: Context) -> Verdict:
 
 
 def _no_client_hello(ctx: Context) -> Verdict:
-    s = ctx.s
+    s = ctx.f
     v = Verdict(INCOMPLETE, "unknown")
     if s.client.application_records and s.server.application_records:
         v = Verdict(ESTABLISHED)
         v.add(None, "the capture starts after the handshake; TLS records flow both ways")
         return v
-    v.add(ctx.conn.first_frame, "no ClientHello in the capture: it starts mid-connection")
+    v.add(ctx.f.first_frame, "no ClientHello in the capture: it starts mid-connection")
     return v
 
 
 def _unanswered(ctx: Context, ch: ClientHello) -> Verdict:
     """The ClientHello got no ServerHello."""
-    s = ctx.s
+    s = ctx.f
     server = s.server
     v = Verdict(FAILED)
     v.add(ch.frame, hello_text(ch))
@@ -61,7 +61,7 @@ def _unanswered(ctx: Context, ch: ClientHello) -> Verdict:
         v.outcome, v.cause = INCOMPLETE, "unknown"
         v.add(server.gap_frames[0], "the capture lacks part of the server's answer")
         return v
-    if not ctx.conn.packets_by_direction[s.server_dir]:
+    if not ctx.f.packets_by_direction[s.server_dir]:
         v.outcome, v.cause = INCOMPLETE, "unknown"
         v.add(
             None,
@@ -69,21 +69,20 @@ def _unanswered(ctx: Context, ch: ClientHello) -> Verdict:
             "filtered capture): whether it answered cannot be told",
         )
         return v
-    reader = server.reader
-    if not reader.is_tls and is_malformed_record(reader.preamble):
+    if not server.is_tls and is_malformed_record(server.preamble):
         v.cause, v.gave_up = "unknown", "server"
         v.add(
             first_server_frame(ctx),
             "the server answered with a malformed TLS record (header "
-            f"{reader.preamble[:5].hex()}): a broken TLS stack or a middlebox mangled it",
+            f"{server.preamble[:5].hex()}): a broken TLS stack or a middlebox mangled it",
         )
         return v
-    if not reader.is_tls and reader.preamble:
+    if not server.is_tls and server.preamble:
         v.cause, v.gave_up = "non_tls_peer", "server"
         v.add(
             first_server_frame(ctx),
-            f"the server answered in plain text ({looks_like(reader.preamble)}): "
-            f"{quote(reader.preamble)}",
+            f"the server answered in plain text ({looks_like(server.preamble)}): "
+            f"{quote(server.preamble)}",
         )
         return v
     alert = first_fatal([a for a in s.alerts if a.sender == "server"])
@@ -103,7 +102,7 @@ def _unanswered(ctx: Context, ch: ClientHello) -> Verdict:
         waited = ctx.time_of(cframe) - ctx.time_of(ch.frame)
         v.add(cframe, f"the client gave up ({chow}) after {waited:.1f} s without an answer")
         return v
-    end = ctx.capture_end or ctx.conn.last_ts
+    end = ctx.capture_end or ctx.f.last_ts
     waited = end - ctx.time_of(ch.frame)
     v.cause = "no_server_response"
     if waited < SILENCE_SECONDS:

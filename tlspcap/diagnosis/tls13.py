@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlspcap.session import EncryptedRecord, TlsSession
+from tlspcap.facts.model import ConnFacts, EncryptedRecord
 from tlspcap.tls.records import CT_APPLICATION_DATA
 
 ALERT_SIZED = 24
@@ -51,7 +51,7 @@ class Tls13View:
         return self.finished and self.client_flight[0].length != finished_size
 
 
-def tls13_view(session: TlsSession) -> Tls13View:
+def tls13_view(session: ConnFacts) -> Tls13View:
     """Split the encrypted records after the ServerHello into flights."""
     log = [r for r in session.encrypted_log if r.content_type == CT_APPLICATION_DATA]
     server, client = session.server_dir, session.client_dir
