@@ -63,7 +63,7 @@ from tlspcap.tls.records import (
     Record,
     RecordReader,
 )
-from tlspcap.tls.registry import cipher_name, cipher_properties
+from tlspcap.tls.registry import cipher_name, cipher_properties, handshake_name
 
 HISTORY_LETTERS = {
     0: "H", 1: "C", 2: "S", 3: "V", 4: "T", 5: "E", 8: "O", 11: "X", 12: "K", 13: "R",
@@ -166,6 +166,7 @@ class TlsSession:
         self.messages: list[MessageFacts] = []
         """Handshake messages read, in order (at most :data:`MAX_MESSAGES`)."""
         self._cert_request_dir: int | None = None
+        self._first_certificate_dir: int | None = None
         self.anomalies: CappedList[Anomaly] = CappedList()
         self.version: int | None = None
         """Negotiated version (from the last real ServerHello)."""
@@ -228,6 +229,12 @@ class TlsSession:
         client = self.client_dir
         return "".join(x if d == client else x.lower() for d, x in self.letters)
 
+    def _certificate_from(self, direction: int) -> None:
+        """A Certificate alone does not tell the roles: the client sends one too when asked, and
+        a capture may start after the request. It is the tie-breaker of :meth:`finish`."""
+        if self._first_certificate_dir is None:
+            self._first_certificate_dir = direction
+
     def _fix_role(self, direction: int, is_client: bool, source: str) -> None:
         if self.role_from is None:
             self.client_dir = direction if is_client else 1 - direction
@@ -238,14 +245,27 @@ class TlsSession:
         """Take one reassembled piece of a direction's stream."""
         side = self.sides[direction]
         if isinstance(piece, Gap):
-            side.gap_count += 1
-            if len(side.gaps) < MAX_GAPS:
-                side.gaps.append(GapFacts(piece.frame, piece.size, piece.offset))
-            side.reader.gap(piece.size, piece.frame)
-            side.assembler.reset()
-            self.anomalies.append(
-                Anomaly("tcp_gap", piece.frame, f"{piece.size} bytes missing from the capture")
-            )
+            if not piece.snaplen:  # (what the snap length cut is summed up per direction)
+                side.gap_count += 1
+                if len(side.gaps) < MAX_GAPS:
+                    side.gaps.append(GapFacts(piece.frame, piece.size, piece.offset))
+                self.anomalies.append(
+                    Anomaly("tcp_gap", piece.frame, f"{piece.size} bytes missing from the capture")
+                )
+            for record in side.reader.gap(piece.size, piece.frame):
+                self._record(direction, side, record)
+            if side.reader.lost:
+                side.assembler.reset()
+                if self._keys[direction] is not None:
+                    self._keys[direction] = None  # the record sequence number is lost with them
+                    self.anomalies.append(
+                        Anomaly(
+                            "decryption_stopped",
+                            piece.frame,
+                            f"{self.role(direction)} records were lost from the capture: the "
+                            "rest of this direction is left undecrypted",
+                        )
+                    )
             return
         if side.first_data_frame is None:
             side.first_data_frame = piece[1]
@@ -261,6 +281,11 @@ class TlsSession:
 
     def finish(self) -> None:
         """The connection's data has all been fed: collect reader anomalies, free buffers."""
+        if self.role_from is None and self._first_certificate_dir is not None:
+            # Nothing else told the roles: the side that sent the first Certificate is the
+            # server, unless the other side asked it for one.
+            d = self._first_certificate_dir
+            self._fix_role(d, self._cert_request_dir not in (None, d), "server_message")
         dropped = self._alerts.dropped + self.anomalies.dropped
         for side in self.sides:
             self.anomalies.extend(side.reader.anomalies)
@@ -296,7 +321,9 @@ class TlsSession:
         self._frame = record.frame
         ct = record.content_type
         # (a skimmed record has no body: its direction has no keys, nothing to decrypt)
-        if (
+        if side.encrypted and record.lost:
+            self._skip_encrypted(direction)  # read by its size alone, like a keyless one
+        elif (
             side.encrypted
             and not record.skipped
             and not record.sslv2
@@ -309,15 +336,17 @@ class TlsSession:
             self._letter(direction, "I")
             if side.ccs_frame is None:
                 side.ccs_frame = record.frame
-            if self.version is not None and not is_tls13(self.version):
+            if self.version is None or not is_tls13(self.version):
+                # Encrypted from here (with the version unknown, the ServerHello not being in
+                # the capture, too: in TLS 1.3 a client's records after its CCS are encrypted
+                # as well). New keys from here, and again after a renegotiation.
                 side.encrypted = True
-                # New keys from here (and again after a renegotiation).
                 self._keys[direction] = None
                 self._keys_looked_up[direction] = False
         elif ct == CT_ALERT:
             self._alert(direction, side, record)
         elif ct == CT_HANDSHAKE and not side.encrypted:
-            for msg in side.assembler.feed(record.payload, record.frame):
+            for msg in side.assembler.feed(record.payload, record.frame, record.lost):
                 self._message(direction, side, msg)
         elif ct == CT_HANDSHAKE:
             if not side.encrypted_handshake_records and not self._tls13:
@@ -366,6 +395,13 @@ class TlsSession:
             return
         if side.encrypted:  # NULL cipher: plaintext followed by a MAC
             payload = payload[:2]
+        elif len(payload) > 2 and any(level not in (1, 2) for level in payload[::2]):
+            # Not alerts in the clear: encrypted under keys negotiated out of the capture's
+            # sight (its hellos are not in it).
+            alert = Alert(record.frame, "", None, None, True, record.size)
+            self._alerts.append((direction, alert))
+            self._log_encrypted(direction, record)
+            return
         if len(payload) % 2 or not payload:
             self.anomalies.append(
                 Anomaly("malformed_alert", record.frame, f"alert record of {len(payload)} bytes")
@@ -380,13 +416,59 @@ class TlsSession:
     def _message(self, direction: int, side: Side, msg: HandshakeMessage) -> None:
         problems: list[str] = []
         try:
-            self._dispatch(direction, side, msg, problems)
+            if msg.truncated:
+                self._truncated(direction, side, msg, problems)
+            else:
+                self._dispatch(direction, side, msg, problems)
         except DecodeError as exc:
             self.anomalies.append(
                 Anomaly(f"malformed_handshake_{msg.msg_type}", msg.frame, str(exc))
             )
         for name in problems:
             self.anomalies.append(Anomaly(name, msg.frame))
+
+    def _truncated(
+        self, direction: int, side: Side, msg: HandshakeMessage, problems: list[str]
+    ) -> None:
+        """A message the capture holds only the start of: read what it reached, say so."""
+        t = msg.msg_type
+        self.anomalies.append(
+            Anomaly(
+                "truncated_handshake_message",
+                msg.frame,
+                f"{handshake_name(t)}: {len(msg.body)} of {msg.length} bytes "
+                "captured; read as far as they go",
+            )
+        )
+        if len(self.messages) < MAX_MESSAGES:
+            self.messages.append(MessageFacts(direction, t, msg.frame, msg.length, True))
+        if t == 1:
+            self._fix_role(direction, True, "client_hello")
+            self._letter(direction, "C")
+            if len(msg.body) >= 34:
+                self.client_hellos.append(
+                    codec.parse_client_hello(msg.body, msg.frame, problems, truncated=True)
+                )
+        elif t == 2:
+            self._fix_role(direction, False, "server_hello")
+            self._letter(direction, "S")
+        elif t == 11:
+            self._certificate_from(direction)
+            self._letter(direction, "X")
+            side.certificates.append(
+                codec.parse_certificate(msg.body, msg.frame, self._tls13, truncated=True)
+            )
+        elif t == 13:
+            self._fix_role(direction, False, "certificate_request")
+            self._cert_request_dir = direction
+            self.certificate_request = CertificateRequest(msg.frame)
+            self._letter(direction, "R")
+        else:
+            if t in SERVER_ONLY_MESSAGES:
+                self._fix_role(direction, False, "server_message")
+            elif t in CLIENT_ONLY_MESSAGES:
+                self._fix_role(direction, True, "client_message")
+            self._letter(direction, HISTORY_LETTERS.get(t, "Z"))
 
     def _dispatch(
         self, direction: int, side: Side, msg: HandshakeMessage, problems: list[str]
@@ -406,9 +488,7 @@ class TlsSession:
             if not sh.hello_retry_request:
                 self._negotiated(sh)
         elif t == 11:
-            # The first Certificate comes from the server, unless the other side asked for one.
-            if self._cert_request_dir is None or self._cert_request_dir == direction:
-                self._fix_role(direction, False, "server_message")
+            self._certificate_from(direction)
             cert = codec.parse_certificate(msg.body, msg.frame, self._tls13)
             side.certificates.append(cert)
             self._letter(direction, "X")
@@ -501,6 +581,16 @@ class TlsSession:
                 Anomaly("unknown_content_type", record.frame, f"decrypted content type {inner}")
             )
         return True
+
+    def _skip_encrypted(self, direction: int) -> None:
+        """An encrypted record the capture cut cannot be opened: step its sequence number, so
+        the records after it still decrypt (AEAD nonces depend on nothing else)."""
+        if not self._keys_looked_up[direction]:
+            self._keys_looked_up[direction] = True
+            self._keys[direction] = self._find_keys(direction)
+        keys = self._keys[direction]
+        if keys is not None:
+            keys.decryptor.seq += 1
 
     def _find_keys(self, direction: int) -> _Keys | None:
         """Keys of a direction from the key log, or None (no key log, no secret, unsupported)."""

@@ -103,6 +103,11 @@ def _side(
         gaps=tuple(side.gaps),
         gap_count=side.gap_count,
         snaplen_missing=conn.snaplen_missing[direction],
+        framing_lost=tuple(
+            a.frame
+            for a in side.reader.anomalies
+            if a.frame is not None and a.name in ("record_lost_in_gap", "invalid_record_header")
+        ),
         is_tls=side.reader.is_tls,
         preamble=side.reader.preamble,
         encrypted=side.encrypted,

@@ -140,6 +140,9 @@ class SideFacts:
     gap_count: int = 0
     snaplen_missing: int = 0
     """Payload bytes of this side cut off by the capture's snap length."""
+    framing_lost: tuple[int, ...] = ()
+    """Frames at which the record boundaries were lost (a gap that swallowed a record header,
+    or a malformed header): records may be missing until they were found again."""
     is_tls: bool = False
     preamble: bytes = b""
     """First plaintext bytes before (or instead of) TLS."""

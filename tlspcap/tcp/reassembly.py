@@ -43,6 +43,8 @@ class Gap:
     """Frame at which the gap was noticed."""
     offset: int = field(default=-1, compare=False)
     """Stream offset of the first missing byte (-1 when unknown)."""
+    snaplen: bool = field(default=False, compare=False)
+    """The bytes were on the wire but the capture's snap length cut them off (not a loss)."""
 
 
 Piece = tuple[bytes, int] | Gap
@@ -154,7 +156,7 @@ class StreamReassembler:
             if self._heap and self._heap[0][0] < target:
                 target = max(self.next_offset, self._heap[0][0])
             if target > self.next_offset:
-                out.append(Gap(target - self.next_offset, frame, self.next_offset))
+                out.append(Gap(target - self.next_offset, frame, self.next_offset, snaplen=True))
                 self.next_offset = target
             self._drain(frame, out)
         return out
