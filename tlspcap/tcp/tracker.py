@@ -69,7 +69,6 @@ class TcpConnection:
     last_frame: int = 0
     first_ts: float = 0.0
     last_ts: float = 0.0
-    packets: int = 0
     packets_by_direction: list[int] = field(default_factory=lambda: [0, 0])
     """Packets sent by direction 0 and by direction 1."""
     isn: list[int | None] = field(default_factory=lambda: [None, None])
@@ -94,8 +93,6 @@ class TcpConnection:
     SYN/FIN/RST packets (up to :data:`CONTROL_LOG` more)."""
     last_ack: list[int | None] = field(default_factory=lambda: [None, None])
     """Latest acknowledgement number each direction sent (ACKs are cumulative)."""
-    ack_frames: list[int | None] = field(default_factory=lambda: [None, None])
-    """Frame at which :attr:`last_ack` was first sent."""
     snaplen_missing: list[int] = field(default_factory=lambda: [0, 0])
     """Payload bytes per direction the capture's snap length cut off."""
     snaplen_packets: list[int] = field(default_factory=lambda: [0, 0])
@@ -104,6 +101,11 @@ class TcpConnection:
     """First frame per direction the snap length cut."""
     tunnel: str | None = None
     """Encapsulation of the connection's packets (the first tunnelled packet's)."""
+
+    @property
+    def packets(self) -> int:
+        """Packets seen in both directions."""
+        return self.packets_by_direction[0] + self.packets_by_direction[1]
 
     @property
     def session(self) -> TlsSession:
@@ -197,8 +199,9 @@ class ConnectionTracker:
         return self._table[fwd]
 
     def _segment(self, conn: TcpConnection, direction: int, seg: TcpSegment) -> None:
-        conn.packets += 1
-        count = conn.packets_by_direction[direction] = conn.packets_by_direction[direction] + 1
+        by_direction = conn.packets_by_direction
+        count = by_direction[direction] + 1
+        by_direction[direction] = count
         frame = seg.frame
         conn.last_frame, conn.last_ts = frame, seg.ts
         conn.last_frames[direction] = frame
@@ -224,9 +227,8 @@ class ConnectionTracker:
                 conn.first_frames[direction] = frame
                 if seg.tunnel is not None and conn.tunnel is None:
                     conn.tunnel = seg.tunnel
-        if flags & ACK and seg.ack != conn.last_ack[direction]:
+        if flags & ACK:
             conn.last_ack[direction] = seg.ack
-            conn.ack_frames[direction] = frame
         stream = conn.streams[direction]
         session = conn._session
         if session is not None and not flags & (SYN | FIN | RST) and not seg.missing:
