@@ -15,6 +15,7 @@ from tlspcap.facts.model import ConnFacts, SideFacts, stream_offset
 from tlspcap.session import Side, TlsSession
 from tlspcap.tcp.reassembly import MASK32
 from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.tls.records import RecordReader
 
 
 def _stream_base(conn: TcpConnection, direction: int) -> tuple[int | None, bool]:
@@ -25,15 +26,15 @@ def _stream_base(conn: TcpConnection, direction: int) -> tuple[int | None, bool]
     follows the peer's SYN). Otherwise offsets count from the first sequence number the capture
     shows for the direction (its own first packet, else the peer's first acknowledgement).
     """
-    isn = conn.isn[direction]
+    isn = conn.dirs[direction].isn
     if isn is not None:
         return (isn + 1) & MASK32, True
-    peer = conn.log[1 - direction]
+    peer = conn.dirs[1 - direction].log
     if peer and peer[0][2] & SYN:
         for row in peer:
             if row[2] & ACK:
                 return row[4], True
-    own = conn.log[direction]
+    own = conn.dirs[direction].log
     if own:
         return own[0][3], False
     for row in peer:
@@ -42,11 +43,11 @@ def _stream_base(conn: TcpConnection, direction: int) -> tuple[int | None, bool]
     return None, False
 
 
-def _framing_lost(side: Side) -> tuple[int, ...]:
-    """Frames at which the side's record reader lost the record boundaries."""
+def _framing_lost(reader: RecordReader) -> tuple[int, ...]:
+    """Frames at which a direction's record reader lost the record boundaries."""
     return tuple(
         a.frame
-        for a in side.reader.anomalies
+        for a in reader.anomalies
         if a.frame is not None and a.name in ("record_lost_in_gap", "invalid_record_header")
     )
 
@@ -59,32 +60,35 @@ def _side(
 ) -> SideFacts:
     side: Side = session.sides[direction]
     stream = conn.streams[direction]
+    above = conn.stream_sides[direction]
+    reader = above.reader
     peer_base, base_known = bases[1 - direction]
-    last_ack = conn.last_ack[direction]
+    state = conn.dirs[direction]
+    last_ack = state.last_ack
     acked = -1
     if last_ack is not None and peer_base is not None:
         acked = max(stream_offset(last_ack, peer_base), 0)
-    missing = sum(g.size for g in side.gaps)
+    missing = sum(g.size for g in above.gaps)
     return SideFacts(
-        packets=conn.packets_by_direction[direction],
-        first_frame=conn.first_frames[direction],
-        last_packet_frame=conn.last_frames[direction],
+        packets=state.packets,
+        first_frame=state.first_frame,
+        last_packet_frame=state.last_frame,
         syn_frame=conn.syn_frame if direction == 0 else conn.synack_frame,
-        fin_frame=conn.fin_frames[direction],
-        rst_frame=conn.rst_frames[direction],
-        first_data_frame=side.first_data_frame,
+        fin_frame=state.fin_frame,
+        rst_frame=state.rst_frame,
+        first_data_frame=above.first_data_frame,
         last_frame=side.last_frame,
         stream_bytes=max(stream.next_offset - missing, 0),
         wire_bytes=stream.next_offset,
         acked=acked,
         ack_base_known=base_known,
         retransmissions=stream.retransmitted,
-        gaps=tuple(side.gaps),
-        gap_count=side.gap_count,
-        snaplen_missing=conn.snaplen_missing[direction],
-        framing_lost=_framing_lost(side) if side.reader.anomalies else (),
-        is_tls=side.reader.is_tls,
-        preamble=side.reader.preamble,
+        gaps=tuple(above.gaps),
+        gap_count=above.gap_count,
+        snaplen_missing=state.snaplen_missing,
+        framing_lost=_framing_lost(reader) if reader.anomalies else (),
+        is_tls=reader.is_tls,
+        preamble=reader.preamble,
         encrypted=side.encrypted,
         ccs_frame=side.ccs_frame,
         finished_frame=side.finished_frame,
@@ -95,7 +99,7 @@ def _side(
         application_preview=side.application_preview,
         decrypted_records=side.decrypted_records,
         certificates=tuple(side.certificates),
-        packet_rows=tuple(conn.log[direction]),
+        packet_rows=tuple(state.log),
         seq_base=bases[direction][0],
         ack_base=peer_base,
     )
@@ -112,13 +116,14 @@ def collect(conn: TcpConnection) -> ConnFacts:
     times = session.frame_times
     anomalies = list(session.anomalies)
     for direction in (0, 1):
-        cut = conn.snaplen_missing[direction]
+        state = conn.dirs[direction]
+        cut = state.snaplen_missing
         if cut:
             anomalies.append(
                 Anomaly(
                     "snaplen_truncated",
-                    conn.snaplen_first[direction],
-                    f"{cut} payload bytes in {conn.snaplen_packets[direction]} packet(s) of the "
+                    state.snaplen_first,
+                    f"{cut} payload bytes in {state.snaplen_packets} packet(s) of the "
                     f"{session.role(direction)} not captured (the capture's snap length cut "
                     "them)",
                 )
