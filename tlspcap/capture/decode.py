@@ -1,23 +1,42 @@
-"""Decode a captured frame down to its TCP segment: link layer, IPv4/IPv6, TCP.
+"""Decode captured frames down to TCP segments: link layer, tunnels, IPv4/IPv6, TCP.
 
-Pick the decoder once per link type with :func:`segment_decoder` and call it on every packet of
-that link type; :func:`decode_segment` does both for one packet. A decoder never raises on packet
-contents: it returns ``None`` for anything that is not a complete-headered, unfragmented TCP
-segment over IPv4/IPv6. In detail:
+One :class:`PacketDecoder` per capture: it is stateful, because IP fragments are reassembled
+across packets. Look the per-link-type function up once with :meth:`PacketDecoder.for_linktype`
+and call it on every packet of that link type; it returns the packet's
+:class:`~tlspcap.capture.model.TcpSegment`, or ``None``. Call :meth:`PacketDecoder.finish` at the
+end of the capture, then :meth:`PacketDecoder.anomalies` gives the file anomalies: every packet
+that yielded no segment is accounted for there (see :mod:`tlspcap.capture.tally`), except
+fragments still waiting for the rest of their datagram. ICMP/ICMPv6 errors quoting a TCP header
+are handed to the ``on_icmp`` callback as :class:`~tlspcap.capture.model.IcmpError` values.
+Decoding never raises on packet contents.
+
+In detail:
 
 * Ethernet frames may carry any stack of 802.1Q / 802.1ad / old QinQ (0x8100, 0x88a8, 0x9100)
-  VLAN tags; trailing Ethernet padding and FCS are cut off using the IP length fields.
-* IPv4 options are skipped (IHL). IPv4 fragments return ``None``: non-first fragments and also a
-  first fragment with MF set, since its TCP payload is incomplete. The TCP layer treats a missing
-  fragment like any other lost data. An IPv4 total length of 0 (TSO captures) means "up to the
-  end of the frame on the wire".
-* IPv6 hop-by-hop (0), routing (43), fragment (44, only the atomic "offset 0, no MF" kind is
-  passed through), destination options (60), AH (51), mobility (135), HIP (139) and shim6 (140)
-  headers are skipped; ESP (50), no-next-header (59) and anything else that is not TCP return
-  ``None``.
+  VLAN tags; trailing Ethernet padding and FCS are cut off using the IP length fields. Linux
+  cooked captures (v1, v2), raw IP, BSD/OpenBSD loopback and ERF records (LINKTYPE_ERF, what
+  ``editcap`` makes of an Endace ERF file) are read too.
+* Tunnels (:mod:`tlspcap.capture.tunnels`): VXLAN (UDP 4789 and 8472), VXLAN-GPE (4790), Geneve
+  (6081), GRE (checksum, key, sequence; IPv4, IPv6, Ethernet, MPLS and VLAN payloads, also over
+  UDP 4754), ERSPAN types I, II and III, MPLS label stacks (IP payload by first nibble, Ethernet
+  pseudowires with or without control word, also over UDP 6635), PPPoE sessions, IPv4/IPv6 in
+  IPv4/IPv6 (protocols 4 and 41), VLAN tags inside tunnels, nested up to
+  :data:`MAX_DEPTH` encapsulations. Segments are addressed by their innermost IP header; the
+  encapsulation is named in ``TcpSegment.tunnel`` (outermost first; VLAN tags of the capture's
+  own link are not a tunnel).
+* IPv4 options are skipped (IHL). An IPv4 total length of 0 (TSO captures) means "up to the end
+  of the frame on the wire". IPv6 hop-by-hop (0), routing (43), destination options (60), AH
+  (51), mobility (135), HIP (139) and shim6 (140) headers are skipped; so is IPv4 AH.
+* IPv4 and IPv6 fragments are reassembled (:mod:`tlspcap.capture.fragments`); the segment then
+  carries the frame number of the fragment that completed it, and ``fragments`` says of how many.
 * When the capture cut the frame short (snaplen), ``TcpSegment.payload`` holds the bytes present
-  and ``TcpSegment.missing`` counts the payload bytes the wire carried beyond them. A frame cut
-  inside the IP or TCP header returns ``None``. Checksums are not verified.
+  and ``TcpSegment.missing`` counts the payload bytes the wire carried beyond them; a cut inside
+  the TCP options still gives the segment (empty payload). A frame cut inside the IP header or
+  the first 20 bytes of TCP gives ``None`` (counted as ``truncated_header``). Checksums are not
+  verified.
+
+The untagged Ethernet/IPv4/TCP case takes a fast path (one ``struct`` call); everything else,
+and anything odd about that case, takes the general path.
 """
 
 from __future__ import annotations
@@ -25,245 +44,787 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 
+from tlspcap.anomaly import Anomaly
 from tlspcap.capture import linktypes as lt
+from tlspcap.capture import tunnels as tun
+from tlspcap.capture.fragments import (
+    FRAGMENT_TIMEOUT_V4,
+    FRAGMENT_TIMEOUT_V6,
+    MAX_PENDING_BYTES,
+    MAX_PENDING_DATAGRAMS,
+    FragmentReassembler,
+)
+from tlspcap.capture.icmp import parse_icmp_error
 from tlspcap.capture.linktypes import linktype_name, unsupported_message
-from tlspcap.capture.model import Packet, TcpSegment
+from tlspcap.capture.model import IcmpError, Packet, TcpSegment
+from tlspcap.capture.tally import Tally
 from tlspcap.errors import CaptureError
 
-__all__ = ["Decoder", "decode_segment", "linktype_name", "segment_decoder"]
+__all__ = [
+    "MAX_DEPTH",
+    "Decoder",
+    "PacketDecoder",
+    "decode_segment",
+    "linktype_name",
+    "segment_decoder",
+]
 
 Decoder = Callable[[Packet], TcpSegment | None]
 """A per-link-type function from a packet to its TCP segment (``None`` when there is none)."""
 
+MAX_DEPTH = 8
+"""Encapsulations (tunnels, VLAN tags inside tunnels, IP reassemblies) decoded in one packet."""
+
 _IPV4 = struct.Struct("!BBHHHBBH4s4s").unpack_from
 _IPV6 = struct.Struct("!IHBB16s16s").unpack_from
-_TCP = struct.Struct("!HHIIBB").unpack_from
-_ETH_IPV4_TCP = struct.Struct("!HBxHHHxBxx4s4sHHIIBB").unpack_from
-"""From the EtherType (offset 12) through the TCP flags: the whole common case in one call."""
+_TCP = struct.Struct("!HHIIBBH").unpack_from
+_UDP = struct.Struct("!HHH").unpack_from
+_ETH_IPV4_TCP = struct.Struct("!HBxHHHBBxx4s4sHHIIBBH").unpack_from
+"""From the EtherType (offset 12) through the TCP window: the whole common case in one call."""
 
 _ETHERTYPE_IPV4 = 0x0800
 _ETHERTYPE_IPV6 = 0x86DD
 _VLAN_TPIDS = frozenset({0x8100, 0x88A8, 0x9100})
+_ORDINARY_ETHERTYPES = {0x0806: "ARP", 0x8035: "RARP", 0x8863: "PPPoE discovery"}
 _IPV6_EXT_8 = frozenset({0, 43, 60, 135, 139, 140})  # length field counts 8-octet units - 1
-_IPV6_FRAGMENT = 44
-_IPV6_AH = 51
 _PROTO_TCP = 6
+_PROTO_UDP = 17
+_UDP_SPECIAL = frozenset(
+    {*tun.VXLAN_PORTS, tun.VXLAN_GPE_PORT, tun.GENEVE_PORT, tun.MPLS_UDP_PORT, tun.GRE_UDP_PORT}
+    | set(tun.UNSUPPORTED_UDP_TUNNELS)
+    | {443, 4500}
+)
+"""UDP ports the general path looks at (tunnels, QUIC, ESP in UDP); other UDP is only counted."""
 _BSD_AF_INET = 2
 _BSD_AF_INET6 = frozenset({24, 28, 30})
+_ERF_ETHERNET = frozenset({2, 11, 16, 20})  # ETH, COLOR_ETH, DSM_COLOR_ETH, COLOR_HASH_ETH
+_ERF_IP = {22: 4, 23: 6}
+_ERF_META = 27
+_LINK_METHODS = {
+    lt.NULL: "_null",
+    lt.ETHERNET: "_ethernet",
+    lt.DLT_RAW_12: "_raw",
+    lt.DLT_RAW_14: "_raw",
+    lt.RAW: "_raw",
+    lt.LOOP: "_loop",
+    lt.LINUX_SLL: "_linux_sll",
+    lt.ERF: "_erf",
+    lt.IPV4: "_raw_ipv4",
+    lt.IPV6: "_raw_ipv6",
+    lt.LINUX_SLL2: "_linux_sll2",
+}
+
+_NO_PACKET = Packet(0, 0.0, 0, b"", 0)
 
 
-def _tcp(packet: Packet, d: bytes, t: int, end: int, src: bytes, dst: bytes) -> TcpSegment | None:
-    """Decode the TCP header at ``d[t:]``; ``end`` is where the IP packet ends on the wire."""
-    n = len(d)
-    missing = 0
-    if end > n:
-        # Cut by snaplen: count what the wire carried, but never more than the frame's length.
-        wire_end = min(end, packet.orig_len)
-        if wire_end > n:
-            missing = wire_end - n
-        end = n
-    if end - t < 20:
-        return None
-    sport, dport, seq, ack, doff, flags = _TCP(d, t)
-    start = t + ((doff >> 4) << 2)
-    if start < t + 20 or start > end:
-        return None
-    return TcpSegment(
-        packet.frame, packet.ts, src, sport, dst, dport, seq, ack, flags, d[start:end], missing
+class PacketDecoder:
+    """Decodes the packets of one capture to TCP segments (see the module docstring).
+
+    ``on_icmp``, when given, receives every ICMP/ICMPv6 error that quotes a TCP header.
+    ``max_datagrams`` and ``max_bytes`` bound the pending IP fragments per IP version.
+    """
+
+    __slots__ = (
+        "_depth",
+        "_frags4",
+        "_frags6",
+        "_names",
+        "_nfrag",
+        "_on_icmp",
+        "_packet",
+        "_tally",
+        "_tun",
+        "_tunnelled",
+        "_tunnelled_first",
+        "_udp_seen",
+        "_udp_seen_first",
     )
 
-
-def _ipv4(packet: Packet, d: bytes, off: int) -> TcpSegment | None:
-    """Decode an IPv4 packet starting at ``d[off]``."""
-    if len(d) - off < 20:
-        return None
-    vihl, _tos, total, _ident, frag, _ttl, proto, _csum, src, dst = _IPV4(d, off)
-    if proto != _PROTO_TCP or vihl >> 4 != 4 or frag & 0x3FFF:
-        return None
-    ihl = (vihl & 15) << 2
-    if ihl < 20:
-        return None
-    if total == 0:  # TCP segmentation offload: length left unset
-        total = max(packet.orig_len, len(d)) - off
-    elif total < ihl:
-        return None
-    return _tcp(packet, d, off + ihl, off + total, src, dst)
-
-
-def _ipv6(packet: Packet, d: bytes, off: int) -> TcpSegment | None:
-    """Decode an IPv6 packet starting at ``d[off]``, skipping extension headers."""
-    n = len(d)
-    if n - off < 40:
-        return None
-    vtcfl, plen, nh, _hlim, src, dst = _IPV6(d, off)
-    if vtcfl >> 28 != 6:
-        return None
-    p = off + 40
-    # Payload length 0: jumbogram or offloaded segment; the frame's wire length bounds it.
-    end = p + plen if plen else max(packet.orig_len, n)
-    while nh != _PROTO_TCP:
-        if p + 8 > n:
-            return None
-        if nh in _IPV6_EXT_8:
-            step = (d[p + 1] + 1) << 3
-        elif nh == _IPV6_FRAGMENT:
-            if ((d[p + 2] << 8) | d[p + 3]) & 0xFFF9:  # fragment offset or more-fragments
-                return None
-            step = 8
-        elif nh == _IPV6_AH:
-            step = (d[p + 1] + 2) << 2
-        else:
-            return None
-        nh = d[p]
-        p += step
-    return _tcp(packet, d, p, end, src, dst)
-
-
-def _ip(packet: Packet, d: bytes, off: int) -> TcpSegment | None:
-    """Decode an IP packet whose version nibble tells IPv4 from IPv6."""
-    if len(d) <= off:
-        return None
-    version = d[off] >> 4
-    if version == 4:
-        return _ipv4(packet, d, off)
-    if version == 6:
-        return _ipv6(packet, d, off)
-    return None
-
-
-def _ethertype(packet: Packet, d: bytes, et: int, off: int) -> TcpSegment | None:
-    """Decode the payload of EtherType ``et`` starting at ``d[off]``, unwrapping VLAN tags."""
-    while et in _VLAN_TPIDS:
-        if len(d) < off + 4:
-            return None
-        et = (d[off + 2] << 8) | d[off + 3]
-        off += 4
-    if et == _ETHERTYPE_IPV4:
-        return _ipv4(packet, d, off)
-    if et == _ETHERTYPE_IPV6:
-        return _ipv6(packet, d, off)
-    return None
-
-
-def _ethernet(packet: Packet) -> TcpSegment | None:
-    """LINKTYPE_ETHERNET: 14-byte header, then optional VLAN tags."""
-    d = packet.data
-    n = len(d)
-    if n >= 54:
-        # Fast path: untagged IPv4 without options carrying an unfragmented TCP segment whose
-        # IP length fits the frame. Anything else takes the general path below.
-        et, vihl, total, _ident, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = (
-            _ETH_IPV4_TCP(d, 12)
+    def __init__(
+        self,
+        on_icmp: Callable[[IcmpError], object] | None = None,
+        *,
+        max_datagrams: int = MAX_PENDING_DATAGRAMS,
+        max_bytes: int = MAX_PENDING_BYTES,
+    ) -> None:
+        self._on_icmp = on_icmp
+        self._tally = Tally()
+        self._names = tun.TunnelNames()
+        self._frags4 = FragmentReassembler(4, FRAGMENT_TIMEOUT_V4, max_datagrams, max_bytes)
+        self._frags6 = FragmentReassembler(6, FRAGMENT_TIMEOUT_V6, max_datagrams, max_bytes)
+        self._packet = _NO_PACKET
+        self._tun: tuple[tuple[object, ...], ...] = ()
+        self._depth = 0
+        self._nfrag = 0
+        self._tunnelled = 0
+        self._tunnelled_first = 0
+        self._udp_seen = (
+            0  # ordinary UDP counted by the fast path (merged into the tally at the end)
         )
-        if (
-            et == _ETHERTYPE_IPV4
-            and vihl == 0x45
-            and proto == _PROTO_TCP
-            and not frag & 0x3FFF
-            and 40 <= total <= n - 14
-        ):
-            start = 34 + ((doff >> 4) << 2)
-            end = 14 + total
-            if 54 <= start <= end:
-                return TcpSegment(
-                    packet.frame, packet.ts, src, sport, dst, dport, seq, ack, flags, d[start:end]
+        self._udp_seen_first = 0
+
+    # ---- public interface ----------------------------------------------------------------
+
+    def for_linktype(self, linktype: int) -> Decoder:
+        """The decoding function for packets of ``linktype``; look it up once per link type.
+
+        Raises :class:`CaptureError` naming the link type (``unsupported link type 105
+        (IEEE802_11)``) when it cannot be decoded; :class:`CaptureReader` never yields packets
+        of such a link type.
+        """
+        method = _LINK_METHODS.get(linktype)
+        if method is None:
+            raise CaptureError(unsupported_message(linktype))
+        fn: Decoder = getattr(self, method)  # not cached here: that would be a reference cycle
+        return fn
+
+    def decode(self, packet: Packet) -> TcpSegment | None:
+        """Decode one packet: ``self.for_linktype(packet.linktype)(packet)``."""
+        return self.for_linktype(packet.linktype)(packet)
+
+    def finish(self) -> None:
+        """The capture is over: fragments still pending are counted as incomplete."""
+        self._frags4.finish()
+        self._frags6.finish()
+
+    def anomalies(self) -> list[Anomaly]:
+        """File anomalies: tunnels and reassembled fragments found, and every kind of packet
+        that could not be decoded to TCP, with counts and first frames."""
+        out: list[Anomaly] = []
+        if self._tunnelled:
+            names = self._names.names()
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            out.append(
+                Anomaly(
+                    "tunnelled",
+                    self._tunnelled_first,
+                    f"{self._tunnelled} TCP segment(s) were decoded from inside tunnels "
+                    f"({shown}); connections are reported by their inner addresses; "
+                    f"first at frame {self._tunnelled_first}",
                 )
+            )
+        out += self._frags4.anomalies()
+        out += self._frags6.anomalies()
+        out += self._tally.anomalies({"UDP": (self._udp_seen, self._udp_seen_first)})
+        return out
+
+    @property
+    def tally(self) -> Tally:
+        """The counts of undecodable packets so far."""
+        return self._tally
+
+    @property
+    def pending_fragments(self) -> int:
+        """Incomplete IP datagrams held (both IP versions)."""
+        return self._frags4.pending + self._frags6.pending
+
+    @property
+    def held_fragment_bytes(self) -> int:
+        """Bytes charged for pending IP fragments (both IP versions)."""
+        return self._frags4.held_bytes + self._frags6.held_bytes
+
+    # ---- link layers -----------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        """Forget the tunnels and reassembly of the previous packet."""
+        self._tun = ()
+        self._depth = 0
+        self._nfrag = 0
+
+    def _note(self, name: str, qualifier: object) -> None:
+        self._tally.note(name, qualifier, self._packet.frame)
+
+    def _ethernet(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_ETHERNET: 14-byte header, then optional VLAN tags."""
+        d = packet.data
+        n = len(d)
+        if n >= 54:
+            # Fast path: untagged IPv4 without options carrying an unfragmented TCP segment whose
+            # IP length fits the frame. Anything else takes the general path below.
+            (
+                et,
+                vihl,
+                total,
+                ident,
+                frag,
+                ttl,
+                proto,
+                src,
+                dst,
+                sport,
+                dport,
+                seq,
+                ack,
+                doff,
+                fl,
+                win,
+            ) = _ETH_IPV4_TCP(d, 12)
+            if et == _ETHERTYPE_IPV4 and vihl == 0x45 and not frag & 0x3FFF and total <= n - 14:
+                start = 34 + ((doff >> 4) << 2)
+                end = 14 + total
+                if proto == _PROTO_TCP and 54 <= start <= end:
+                    return TcpSegment(
+                        packet.frame,
+                        packet.ts,
+                        src,
+                        sport,
+                        dst,
+                        dport,
+                        seq,
+                        ack,
+                        fl,
+                        d[start:end],
+                        0,
+                        ttl,
+                        ident,
+                        win,
+                        d[54:start] if start != 54 else b"",
+                    )
+                if (
+                    proto == _PROTO_UDP
+                    and total >= 28
+                    and sport not in _UDP_SPECIAL
+                    and dport not in _UDP_SPECIAL
+                ):
+                    # Ordinary UDP (no tunnel, no QUIC port): only counted.
+                    if not self._udp_seen:
+                        self._udp_seen_first = packet.frame
+                    self._udp_seen += 1
+                    return None
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        if n < 14:
+            self._note("truncated_header", "Ethernet")
             return None
-    elif n < 14:
+        return self._ethertype(d, (d[12] << 8) | d[13], 14, max(packet.orig_len, n))
+
+    def _linux_sll(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_LINUX_SLL: protocol (EtherType) in bytes 14-15 of a 16-byte header."""
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        d = packet.data
+        if len(d) < 16:
+            self._note("truncated_header", "Linux cooked")
+            return None
+        return self._ethertype(d, (d[14] << 8) | d[15], 16, max(packet.orig_len, len(d)))
+
+    def _linux_sll2(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_LINUX_SLL2: protocol (EtherType) in bytes 0-1 of a 20-byte header."""
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        d = packet.data
+        if len(d) < 20:
+            self._note("truncated_header", "Linux cooked v2")
+            return None
+        return self._ethertype(d, (d[0] << 8) | d[1], 20, max(packet.orig_len, len(d)))
+
+    def _raw(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_RAW (and DLT_RAW 12/14): a bare IPv4 or IPv6 packet."""
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        d = packet.data
+        return self._ip_by_version(d, 0, max(packet.orig_len, len(d)))
+
+    def _raw_ipv4(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_IPV4: a bare IPv4 packet."""
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        return self._ipv4(packet.data, 0, max(packet.orig_len, len(packet.data)))
+
+    def _raw_ipv6(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_IPV6: a bare IPv6 packet."""
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        return self._ipv6(packet.data, 0, max(packet.orig_len, len(packet.data)))
+
+    def _by_family(self, packet: Packet, af: int) -> TcpSegment | None:
+        """Dispatch a BSD loopback frame on its address family."""
+        d = packet.data
+        if af == _BSD_AF_INET:
+            return self._ipv4(d, 4, max(packet.orig_len, len(d)))
+        if af in _BSD_AF_INET6:
+            return self._ipv6(d, 4, max(packet.orig_len, len(d)))
+        self._note("unknown_address_family", af)
         return None
-    et = (d[12] << 8) | d[13]
-    if et == _ETHERTYPE_IPV4:
-        return _ipv4(packet, d, 14)
-    return _ethertype(packet, d, et, 14)
 
+    def _null(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_NULL: 4-byte address family in the capturing host's byte order."""
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        d = packet.data
+        if len(d) < 4:
+            self._note("truncated_header", "loopback")
+            return None
+        af = int.from_bytes(d[:4], "little")
+        if af & 0xFFFF0000:  # written by a big-endian host
+            af = int.from_bytes(d[:4], "big")
+        return self._by_family(packet, af)
 
-def _linux_sll(packet: Packet) -> TcpSegment | None:
-    """LINKTYPE_LINUX_SLL: protocol (EtherType) in bytes 14-15 of a 16-byte header."""
-    d = packet.data
-    if len(d) < 16:
+    def _loop(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_LOOP (OpenBSD): 4-byte big-endian address family."""
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        d = packet.data
+        if len(d) < 4:
+            self._note("truncated_header", "loopback")
+            return None
+        return self._by_family(packet, int.from_bytes(d[:4], "big"))
+
+    def _erf(self, packet: Packet) -> TcpSegment | None:
+        """LINKTYPE_ERF: an Endace ERF record (16-byte header, extension headers, payload)."""
+        self._packet = packet
+        if self._depth:
+            self._reset()
+        d = packet.data
+        n = len(d)
+        if n < 16:
+            self._note("truncated_header", "ERF")
+            return None
+        kind = d[8]
+        p = 16
+        more = kind & 0x80
+        while more:  # extension headers: 8 bytes each, the top bit of each says another follows
+            if p + 8 > n:
+                self._note("truncated_header", "ERF extension")
+                return None
+            more = d[p] & 0x80
+            p += 8
+        kind &= 0x7F
+        end = max(packet.orig_len, n)
+        if kind in _ERF_ETHERNET:
+            if p + 16 > n:
+                self._note("truncated_header", "ERF Ethernet")
+                return None
+            p += 2  # offset and pad bytes before the Ethernet header
+            return self._ethertype(d, (d[p + 12] << 8) | d[p + 13], p + 14, end)
+        if kind in _ERF_IP:
+            return self._ip_by_version(d, p, end)
+        if kind == _ERF_META:
+            self._tally.ordinary("ERF metadata", packet.frame)
+            return None
+        self._note("unsupported_erf_type", kind)
         return None
-    return _ethertype(packet, d, (d[14] << 8) | d[15], 16)
 
+    # ---- layer 2 and tunnels ------------------------------------------------------------------
 
-def _linux_sll2(packet: Packet) -> TcpSegment | None:
-    """LINKTYPE_LINUX_SLL2: protocol (EtherType) in bytes 0-1 of a 20-byte header."""
-    d = packet.data
-    if len(d) < 20:
+    def _ethertype(self, d: bytes, et: int, off: int, end: int) -> TcpSegment | None:
+        """Decode the payload of EtherType ``et`` at ``d[off]``, unwrapping VLAN tags."""
+        if et == _ETHERTYPE_IPV4:
+            return self._ipv4(d, off, end)
+        if et == _ETHERTYPE_IPV6:
+            return self._ipv6(d, off, end)
+        while et in _VLAN_TPIDS:
+            if len(d) < off + 4:
+                self._note("truncated_header", "VLAN tag")
+                return None
+            # A VLAN tag inside a tunnel is part of its description.
+            if self._tun and not self._enter(("VLAN", ((d[off] << 8) | d[off + 1]) & 0xFFF)):
+                return None
+            et = (d[off + 2] << 8) | d[off + 3]
+            off += 4
+        if et == _ETHERTYPE_IPV4:
+            return self._ipv4(d, off, end)
+        if et == _ETHERTYPE_IPV6:
+            return self._ipv6(d, off, end)
+        if et == tun.IP_BY_VERSION:
+            return self._ip_by_version(d, off, end)
+        if et == tun.ETHERNET:
+            if len(d) < off + 14:
+                self._note("truncated_header", "inner Ethernet")
+                return None
+            return self._ethertype(d, (d[off + 12] << 8) | d[off + 13], off + 14, end)
+        if et in (tun.MPLS_UNICAST, tun.MPLS_MULTICAST):
+            return self._decap(tun.parse_mpls(d, off, end), d)
+        if et == 0x8864:
+            return self._decap(tun.parse_pppoe(d, off, end), d)
+        ordinary = _ORDINARY_ETHERTYPES.get(et)
+        if ordinary is not None:
+            self._tally.ordinary(ordinary, self._packet.frame)
+        else:
+            self._note("unknown_ethertype", et)
         return None
-    return _ethertype(packet, d, (d[0] << 8) | d[1], 20)
 
+    def _enter(self, part: tuple[object, ...]) -> bool:
+        """Go one encapsulation deeper; False (and counted) past :data:`MAX_DEPTH`."""
+        if self._depth >= MAX_DEPTH:
+            self._note("tunnel_too_deep", MAX_DEPTH)
+            return False
+        self._depth += 1
+        self._tun += (part,)
+        return True
 
-def _raw(packet: Packet) -> TcpSegment | None:
-    """LINKTYPE_RAW (and DLT_RAW 12/14): a bare IPv4 or IPv6 packet."""
-    return _ip(packet, packet.data, 0)
-
-
-def _raw_ipv4(packet: Packet) -> TcpSegment | None:
-    """LINKTYPE_IPV4: a bare IPv4 packet."""
-    return _ipv4(packet, packet.data, 0)
-
-
-def _raw_ipv6(packet: Packet) -> TcpSegment | None:
-    """LINKTYPE_IPV6: a bare IPv6 packet."""
-    return _ipv6(packet, packet.data, 0)
-
-
-def _by_family(packet: Packet, af: int) -> TcpSegment | None:
-    """Dispatch a BSD loopback frame on its address family."""
-    if af == _BSD_AF_INET:
-        return _ipv4(packet, packet.data, 4)
-    if af in _BSD_AF_INET6:
-        return _ipv6(packet, packet.data, 4)
-    return None
-
-
-def _null(packet: Packet) -> TcpSegment | None:
-    """LINKTYPE_NULL: 4-byte address family in the capturing host's byte order."""
-    d = packet.data
-    if len(d) < 4:
+    def _decap(self, r: tun.Decap | tun.Problem | str, d: bytes) -> TcpSegment | None:
+        """Continue after an encapsulation header, or count why not."""
+        if isinstance(r, tun.Decap):
+            if r.part is not None and not self._enter(r.part):
+                return None
+            return self._ethertype(d, r.ethertype, r.offset, r.end)
+        if isinstance(r, tun.Problem):
+            self._note(r.name, r.qualifier)
+        else:
+            self._tally.ordinary(r, self._packet.frame)
         return None
-    af = int.from_bytes(d[:4], "little")
-    if af & 0xFFFF0000:  # written by a big-endian host
-        af = int.from_bytes(d[:4], "big")
-    return _by_family(packet, af)
 
+    # ---- IP -----------------------------------------------------------------------------------
 
-def _loop(packet: Packet) -> TcpSegment | None:
-    """LINKTYPE_LOOP (OpenBSD): 4-byte big-endian address family."""
-    d = packet.data
-    if len(d) < 4:
+    def _ip_by_version(self, d: bytes, off: int, end: int) -> TcpSegment | None:
+        """Decode an IP packet whose version nibble tells IPv4 from IPv6."""
+        if len(d) <= off:
+            self._note("truncated_header", "IP")
+            return None
+        version = d[off] >> 4
+        if version == 4:
+            return self._ipv4(d, off, end)
+        if version == 6:
+            return self._ipv6(d, off, end)
+        self._note("malformed_header", f"IP header (version field {version})")
         return None
-    return _by_family(packet, int.from_bytes(d[:4], "big"))
 
+    def _ipv4(self, d: bytes, off: int, end: int) -> TcpSegment | None:
+        """Decode an IPv4 packet at ``d[off]``; ``end`` bounds it (enclosing end on the wire)."""
+        if len(d) - off < 20:
+            self._note("truncated_header", "IPv4")
+            return None
+        vihl, _tos, total, ident, frag, ttl, proto, _csum, src, dst = _IPV4(d, off)
+        ihl = (vihl & 15) << 2
+        if vihl >> 4 != 4 or ihl < 20:
+            what = f"version field {vihl >> 4}" if vihl >> 4 != 4 else f"header length {ihl}"
+            self._note("malformed_header", f"IPv4 header ({what})")
+            return None
+        if total == 0:  # TCP segmentation offload: length left unset
+            stop = end
+        elif total < ihl:
+            self._note("malformed_header", "IPv4 header (total length below header length)")
+            return None
+        else:
+            stop = off + total
+            if stop > end:
+                stop = end
+        if frag & 0x3FFF:
+            return self._fragment4(d, off + ihl, stop, src, dst, proto, ident, ttl, frag)
+        if proto == _PROTO_TCP:
+            return self._tcp(d, off + ihl, stop, src, dst, ttl, ident)
+        return self._transport(d, off + ihl, stop, src, dst, proto, ttl, ident, 4)
 
-_DECODERS: dict[int, Decoder] = {
-    lt.NULL: _null,
-    lt.ETHERNET: _ethernet,
-    lt.DLT_RAW_12: _raw,
-    lt.DLT_RAW_14: _raw,
-    lt.RAW: _raw,
-    lt.LOOP: _loop,
-    lt.LINUX_SLL: _linux_sll,
-    lt.IPV4: _raw_ipv4,
-    lt.IPV6: _raw_ipv6,
-    lt.LINUX_SLL2: _linux_sll2,
-}
+    def _ipv6(self, d: bytes, off: int, end: int) -> TcpSegment | None:
+        """Decode an IPv6 packet at ``d[off]``, skipping extension headers."""
+        if len(d) - off < 40:
+            self._note("truncated_header", "IPv6")
+            return None
+        vtcfl, plen, nh, hlim, src, dst = _IPV6(d, off)
+        if vtcfl >> 28 != 6:
+            self._note("malformed_header", f"IPv6 header (version field {vtcfl >> 28})")
+            return None
+        p = off + 40
+        # Payload length 0: jumbogram or offloaded segment; the enclosing end bounds it.
+        stop = p + plen if plen and p + plen < end else end
+        if nh == _PROTO_TCP:
+            return self._tcp(d, p, stop, src, dst, hlim, -1)
+        return self._ipv6_chain(d, p, stop, nh, src, dst, hlim, -1)
+
+    def _ipv6_chain(
+        self, d: bytes, p: int, end: int, nh: int, src: bytes, dst: bytes, hlim: int, ident: int
+    ) -> TcpSegment | None:
+        """Walk IPv6 extension headers from ``d[p]`` (next header ``nh``) to the payload."""
+        n = len(d)
+        while nh != _PROTO_TCP:
+            if nh in _IPV6_EXT_8:
+                if p + 8 > n:
+                    self._note("truncated_header", "IPv6 extension")
+                    return None
+                step = (d[p + 1] + 1) << 3
+            elif nh == 44:
+                if p + 8 > n:
+                    self._note("truncated_header", "IPv6 fragment")
+                    return None
+                word = (d[p + 2] << 8) | d[p + 3]
+                if word & 0xFFF9:  # fragment offset or more-fragments: a real fragment
+                    ident = (d[p + 4] << 24) | (d[p + 5] << 16) | (d[p + 6] << 8) | d[p + 7]
+                    return self._fragment6(d, p + 8, end, src, dst, d[p], ident, hlim, word)
+                step = 8  # an atomic fragment (offset 0, last): just a header to skip
+            elif nh == 51:
+                if p + 8 > n:
+                    self._note("truncated_header", "IPv6 AH")
+                    return None
+                step = (d[p + 1] + 2) << 2
+            else:
+                return self._transport(d, p, end, src, dst, nh, hlim, ident, 6)
+            nh = d[p]
+            p += step
+        return self._tcp(d, p, end, src, dst, hlim, ident)
+
+    def _transport(
+        self,
+        d: bytes,
+        p: int,
+        end: int,
+        src: bytes,
+        dst: bytes,
+        proto: int,
+        ttl: int,
+        ident: int,
+        version: int,
+    ) -> TcpSegment | None:
+        """Dispatch the payload of an IP packet on its protocol number."""
+        if proto == _PROTO_TCP:
+            return self._tcp(d, p, end, src, dst, ttl, ident)
+        if proto == _PROTO_UDP:
+            return self._udp(d, p, end, src, dst)
+        if proto == 47:
+            return self._decap(tun.parse_gre(d, p, end, src, dst), d)
+        if proto in (4, 41):
+            inner = 4 if proto == 4 else 6
+            if not self._enter(("IP", inner, version, src, dst)):
+                return None
+            return self._ipv4(d, p, end) if inner == 4 else self._ipv6(d, p, end)
+        if (proto == 1 and version == 4) or (proto == 58 and version == 6):
+            self._icmp(d, p, end, src, ttl, version)
+            return None
+        if proto == 50:
+            self._note("esp_encrypted", "")
+            return None
+        if proto == 51 and version == 4:  # IPv4 AH: skip it
+            if p + 8 > len(d):
+                self._note("truncated_header", "AH")
+                return None
+            return self._transport(d, p + ((d[p + 1] + 2) << 2), end, src, dst, d[p], ttl, ident, 4)
+        if proto == 2 and version == 4:
+            self._tally.ordinary("IGMP", self._packet.frame)
+            return None
+        self._note("other_ip_protocol", proto)
+        return None
+
+    def _fragment4(
+        self,
+        d: bytes,
+        p: int,
+        end: int,
+        src: bytes,
+        dst: bytes,
+        proto: int,
+        ident: int,
+        ttl: int,
+        frag: int,
+    ) -> TcpSegment | None:
+        """Hand an IPv4 fragment to the reassembler; decode the datagram it completes."""
+        packet = self._packet
+        if end > len(d):
+            self._frags4.note_truncated(packet.frame)
+            return None
+        done = self._frags4.add(
+            (self._tun, src, dst, proto, ident),
+            (frag & 0x1FFF) << 3,
+            d[p:end],
+            bool(frag & 0x2000),
+            packet.frame,
+            packet.ts,
+        )
+        if done is None or not self._enter_reassembly(done[1]):
+            return None
+        payload = done[0]
+        return self._transport(payload, 0, len(payload), src, dst, proto, ttl, ident, 4)
+
+    def _fragment6(
+        self,
+        d: bytes,
+        p: int,
+        end: int,
+        src: bytes,
+        dst: bytes,
+        nh: int,
+        ident: int,
+        hlim: int,
+        word: int,
+    ) -> TcpSegment | None:
+        """Hand an IPv6 fragment to the reassembler; decode the datagram it completes."""
+        packet = self._packet
+        if end > len(d):
+            self._frags6.note_truncated(packet.frame)
+            return None
+        done = self._frags6.add(
+            (self._tun, src, dst, ident),
+            word & 0xFFF8,
+            d[p:end],
+            bool(word & 1),
+            packet.frame,
+            packet.ts,
+            nh,
+        )
+        if done is None or not self._enter_reassembly(done[1]):
+            return None
+        payload, _count, first_nh = done
+        return self._ipv6_chain(payload, 0, len(payload), first_nh, src, dst, hlim, ident)
+
+    def _enter_reassembly(self, fragments: int) -> bool:
+        """A reassembly counts as one level of depth (a bound on reassemblies per packet)."""
+        if self._depth >= MAX_DEPTH:
+            self._note("tunnel_too_deep", MAX_DEPTH)
+            return False
+        self._depth += 1
+        self._nfrag = fragments
+        return True
+
+    # ---- transport ----------------------------------------------------------------------------
+
+    def _tcp(
+        self, d: bytes, t: int, end: int, src: bytes, dst: bytes, ttl: int, ident: int
+    ) -> TcpSegment | None:
+        """Decode the TCP header at ``d[t:]``; ``end`` is where the segment ends on the wire."""
+        if end <= len(d) and t + 20 <= end and not self._depth:
+            # Common case: the whole segment was captured, no tunnel, no reassembly.
+            sport, dport, seq, ack, doff, flags, window = _TCP(d, t)
+            start = t + ((doff >> 4) << 2)
+            if t + 20 <= start <= end:
+                packet = self._packet
+                return TcpSegment(
+                    packet.frame,
+                    packet.ts,
+                    src,
+                    sport,
+                    dst,
+                    dport,
+                    seq,
+                    ack,
+                    flags,
+                    d[start:end],
+                    0,
+                    ttl,
+                    ident,
+                    window,
+                    d[t + 20 : start] if start != t + 20 else b"",
+                )
+        return self._tcp_general(d, t, end, src, dst, ttl, ident)
+
+    def _tcp_general(
+        self, d: bytes, t: int, end: int, src: bytes, dst: bytes, ttl: int, ident: int
+    ) -> TcpSegment | None:
+        """:meth:`_tcp` for a segment cut by the capture, malformed, or inside a tunnel."""
+        n = len(d)
+        if end > n:  # cut by the snap length: count what the wire carried (frame length at most)
+            wire_end = min(end, self._packet.orig_len)
+            cap_end = n
+        else:
+            wire_end = cap_end = end
+        if t + 20 > cap_end:
+            if t + 20 > end:
+                self._note("malformed_header", "TCP header (segment shorter than 20 bytes)")
+            else:
+                self._note("truncated_header", "TCP")
+            return None
+        sport, dport, seq, ack, doff, flags, window = _TCP(d, t)
+        start = t + ((doff >> 4) << 2)
+        if start < t + 20 or start > end:
+            self._note("malformed_header", "TCP header (data offset outside the segment)")
+            return None
+        missing = wire_end - (cap_end if cap_end > start else start)
+        if missing < 0:
+            missing = 0
+        tunnel = None
+        if self._tun:
+            tunnel = self._names.name(self._tun)
+            if not self._tunnelled:
+                self._tunnelled_first = self._packet.frame
+            self._tunnelled += 1
+        packet = self._packet
+        return TcpSegment(
+            packet.frame,
+            packet.ts,
+            src,
+            sport,
+            dst,
+            dport,
+            seq,
+            ack,
+            flags,
+            d[start:cap_end],
+            missing,
+            ttl,
+            ident,
+            window,
+            d[t + 20 : start],
+            tunnel,
+            self._nfrag,
+        )
+
+    def _udp(self, d: bytes, p: int, end: int, src: bytes, dst: bytes) -> TcpSegment | None:
+        """A UDP datagram: a tunnel by its port, or ordinary traffic."""
+        if p + 8 > len(d):
+            self._note("truncated_header", "UDP")
+            return None
+        sport, dport, length = _UDP(d, p)
+        stop = p + length if length >= 8 and p + length < end else end
+        q = p + 8
+        for port in (dport, sport):
+            if port in tun.VXLAN_PORTS:
+                return self._decap(tun.parse_vxlan(d, q, stop, src, dst), d)
+            if port == tun.GENEVE_PORT:
+                return self._decap(tun.parse_geneve(d, q, stop, src, dst), d)
+            if port == tun.VXLAN_GPE_PORT:
+                return self._decap(tun.parse_vxlan_gpe(d, q, stop, src, dst), d)
+            if port == tun.MPLS_UDP_PORT:
+                return self._decap(tun.parse_mpls(d, q, stop), d)
+            if port == tun.GRE_UDP_PORT:
+                return self._decap(tun.parse_gre(d, q, stop, src, dst), d)
+        for port in (dport, sport):
+            name = tun.UNSUPPORTED_UDP_TUNNELS.get(port)
+            if name is not None:
+                self._note("unsupported_tunnel", f"{name}, UDP port {port}")
+                return None
+            if port == 4500 and stop - q > 4 and d[q : q + 4] != b"\0\0\0\0":
+                self._note("esp_encrypted", " (in UDP 4500, NAT traversal)")
+                return None
+        quic = 443 in (dport, sport)
+        self._tally.ordinary("UDP 443 (QUIC)" if quic else "UDP", self._packet.frame)
+        return None
+
+    def _icmp(self, d: bytes, p: int, end: int, router: bytes, ttl: int, version: int) -> None:
+        """Count an ICMP message; hand an error quoting TCP to the ``on_icmp`` callback."""
+        packet = self._packet
+        self._tally.ordinary("ICMP" if version == 4 else "ICMPv6", packet.frame)
+        if self._on_icmp is None:
+            return
+        q = parse_icmp_error(d, p, end, version)
+        if q is None:
+            return
+        tunnel = self._names.name(self._tun) if self._tun else None
+        self._on_icmp(
+            IcmpError(
+                packet.frame,
+                packet.ts,
+                version,
+                q.icmp_type,
+                q.code,
+                router,
+                ttl,
+                q.src,
+                q.sport,
+                q.dst,
+                q.dport,
+                q.seq,
+                q.mtu,
+                tunnel,
+            )
+        )
 
 
 def segment_decoder(linktype: int) -> Decoder:
-    """Return the decoder for one link type; call it once per interface, not per packet.
+    """Return the decoding function of a new :class:`PacketDecoder` for one link type.
 
-    Raises :class:`CaptureError` naming the link type, e.g. ``unsupported link type 105
-    (IEEE802_11)``, when the link type cannot be decoded. :class:`CaptureReader` never yields
-    packets of such a link type (see its docstring), so a caller that only decodes what the
-    reader yields does not see this error.
+    Each call makes a new decoder: fragments reassemble across the packets given to the same
+    function only. Raises :class:`CaptureError` naming the link type, e.g. ``unsupported link
+    type 105 (IEEE802_11)``, when the link type cannot be decoded.
     """
-    try:
-        return _DECODERS[linktype]
-    except KeyError:
-        raise CaptureError(unsupported_message(linktype)) from None
+    return PacketDecoder().for_linktype(linktype)
 
 
 def decode_segment(packet: Packet) -> TcpSegment | None:
-    """Decode one packet: ``segment_decoder(packet.linktype)(packet)``."""
+    """Decode one packet on its own (no fragment reassembly across packets)."""
     return segment_decoder(packet.linktype)(packet)

@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterator
 
 from tlspcap.anomaly import Anomaly
-from tlspcap.capture import pcap, pcapng
+from tlspcap.capture import formats, pcap, pcapng
 from tlspcap.capture.linktypes import SUPPORTED, unsupported_message
 from tlspcap.capture.model import Packet
 from tlspcap.capture.source import ByteSource, CaptureState
@@ -62,7 +62,9 @@ class CaptureReader:
     """Reads packets from a binary stream holding a pcap, pcapng, or a gzip of either.
 
     The constructor reads the file header and raises :class:`CaptureError` only when the stream
-    cannot be read as a capture at all: empty, unknown magic, unreadable file or section header,
+    cannot be read as a capture at all: empty, unknown magic (a
+    :class:`~tlspcap.capture.formats.ForeignFormatError` when it is a capture format Wireshark
+    reads, see :mod:`tlspcap.capture.formats`), unreadable file or section header,
     or a pcap file whose (single) link type cannot be decoded (e.g. ``unsupported link type 105
     (IEEE802_11)``). After that, :meth:`packets` never raises: malformed or truncated input ends
     the iteration and leaves an :class:`Anomaly` in :attr:`anomalies`.
@@ -119,11 +121,13 @@ class CaptureReader:
         elif magic == pcapng.SHB_MAGIC:
             self.format = "pcapng" + suffix
             self._packets = pcapng.PcapngParser(src, self._state).packets()
-        elif magic in pcap.MODIFIED_MAGICS:
-            raise CaptureError(f"unsupported modified-pcap file{inside}", offset=0)
-        elif len(magic) < 4:
-            raise CaptureError(f"not a pcap/pcapng file{inside} ({len(magic)} bytes)", offset=0)
         else:
+            src.fill(formats.HEAD_SIZE)
+            foreign = formats.identify(src.buf[src.pos : src.pos + formats.HEAD_SIZE])
+            if foreign is not None:
+                raise formats.ForeignFormatError(foreign, inside)
+            if len(magic) < 4:
+                raise CaptureError(f"not a pcap/pcapng file{inside} ({len(magic)} bytes)", offset=0)
             raise CaptureError(f"not a pcap/pcapng file{inside} (magic 0x{magic.hex()})", offset=0)
 
     @property
