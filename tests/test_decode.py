@@ -88,7 +88,7 @@ def test_ethernet_ipv4_tcp_fields() -> None:
     assert seg == TcpSegment(
         7, 1700000000.25, SRC4, 51000, DST4, 443, 0xFFFFFFFF, 5, SYN | ACK, b"hello", 0,
         ttl=64, ip_id=7, window=65535, options=b"", tunnel=None, fragments=0,
-    )  # fmt: skip
+    )
 
 
 def test_general_path_gives_the_same_fields_as_the_fast_path() -> None:
