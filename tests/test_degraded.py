@@ -36,6 +36,8 @@ LOSSLESS = [e for e in ENTRIES if e["evidence"] == "all"]
 TIMESTAMP_PRECISION = {"netmon1": 1e-3, "visual": 1e-3, "netxray": 2e-6}
 """Seconds: formats that store milliseconds, and NetXray's clock ticks (editcap rounds to them).
 Every other one keeps microseconds."""
+NATIVE_FORMATS = {"snoop": "snoop", "snoop_gzip": "snoop+gzip"}
+"""Variants tlspcap reads itself (no editcap), with the format it reports."""
 MAY_DIFFER = ("file", "format", "packets", "anomalies")
 """Capture-level fields a lossless variant may change."""
 
@@ -122,7 +124,8 @@ def _entry_id(e: dict[str, Any]) -> str:
 @pytest.mark.parametrize("entry", LOSSLESS, ids=[_entry_id(e) for e in LOSSLESS])
 def test_lossless_variant_gives_the_clean_json(entry: dict[str, Any]) -> None:
     kind = MANIFEST["variants"][entry["variant"]]["kind"]
-    if kind == "format" and shutil.which("editcap") is None:
+    native = entry["variant"] in NATIVE_FORMATS
+    if kind == "format" and not native and shutil.which("editcap") is None:
         pytest.skip("editcap not installed")
     keylog = str(DEGRADED / entry["keylog"]) if entry["keylog"] else None
     got = _doc(DEGRADED / entry["file"], keylog)
@@ -138,6 +141,8 @@ def test_lossless_variant_gives_the_clean_json(entry: dict[str, Any]) -> None:
         assert "tunnelled" in names
     elif kind == "fragments":
         assert "ip_fragments_reassembled" in names
+    elif native:
+        assert got["format"] == NATIVE_FORMATS[entry["variant"]]
     else:
         assert names[0] == "converted_format" and got["format"].endswith("(converted by editcap)")
 

@@ -116,14 +116,78 @@ def test_erf_heuristic_wants_chained_plausible_records() -> None:
 
 def test_reader_raises_the_format_error() -> None:
     with pytest.raises(ForeignFormatError) as info:
-        CaptureReader(io.BytesIO(SNOOP.read_bytes()))
-    assert info.value.format.name == "Sun snoop" and info.value.offset == 0
+        CaptureReader(io.BytesIO(NETMON2.read_bytes()))
+    assert info.value.format.name == "Microsoft Network Monitor 2.x" and info.value.offset == 0
     assert str(info.value) == (
-        "Sun snoop capture: tlspcap reads pcap and pcapng; convert it with Wireshark's editcap: "
-        "editcap -F pcapng IN OUT.pcapng"
+        "Microsoft Network Monitor 2.x capture: tlspcap reads pcap and pcapng; convert it with "
+        "Wireshark's editcap: editcap -F pcapng IN OUT.pcapng"
     )
     with pytest.raises(ForeignFormatError, match=r"inside gzip$"):
-        CaptureReader(io.BytesIO(gzip.compress(SNOOP.read_bytes())))
+        CaptureReader(io.BytesIO(gzip.compress(NETMON2.read_bytes())))
+
+
+def _packets(blob: bytes) -> list[tuple[int, float, int, bytes, int]]:
+    reader = CaptureReader(io.BytesIO(blob))
+    return [(p.frame, p.ts, p.linktype, p.data, p.orig_len) for p in reader.packets()]
+
+
+@pytest.mark.parametrize("source", ["expired_curl.pcap", "mixed_ports.pcap"])
+def test_snoop_is_read_natively(source: str) -> None:
+    """Version 2 Ethernet snoop: the same packets as the pcap it was written from."""
+    snoop = (DEGRADED / "snoop" / source).with_suffix(".snoop").read_bytes()
+    reader = CaptureReader(io.BytesIO(snoop))
+    assert reader.format == "snoop" and not reader.truncated
+    assert _packets(snoop) == _packets((REAL / source).read_bytes())
+    gz = (DEGRADED / "snoop_gzip" / source).with_suffix(".snoop.gz").read_bytes()
+    assert CaptureReader(io.BytesIO(gz)).format == "snoop+gzip"
+    assert _packets(gz) == _packets(snoop)
+
+
+def test_snoop_without_any_process(no_editcap: None) -> None:
+    result = analyze_file(SNOOP)
+    assert result.error is None and result.format == "snoop" and result.connections
+
+
+@pytest.mark.parametrize(
+    ("cut", "anomaly"),
+    [(16 + 10, "truncated_record"), (16 + 24 + 10, "truncated_record")],
+)
+def test_snoop_cut_short(cut: int, anomaly: str) -> None:
+    reader = CaptureReader(io.BytesIO(SNOOP.read_bytes()[:cut]))
+    assert list(reader.packets()) == [] and reader.truncated
+    assert [a.name for a in reader.anomalies] == [anomaly]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        struct.pack(">IIIIII", 60, 300000, 300024, 0, 0, 0),  # over the 256 KiB record bound
+        struct.pack(">IIIIII", 60, 60, 70, 0, 0, 0),  # record shorter than its data
+        struct.pack(">IIIIII", 60, 60, 60 + 24 + 5000, 0, 0, 0),  # 5,000 bytes of padding
+    ],
+)
+def test_snoop_bad_record_lengths_stop_reading(record: bytes) -> None:
+    blob = SNOOP.read_bytes()
+    first_len = int.from_bytes(blob[16 + 8 : 16 + 12], "big")
+    damaged = blob[: 16 + first_len] + record + bytes(100)
+    reader = CaptureReader(io.BytesIO(damaged))
+    assert len(list(reader.packets())) == 1
+    [bad] = reader.anomalies
+    assert bad.name == "bad_record" and bad.frame == 2
+
+
+@needs_editcap
+def test_other_snoop_files_are_converted(tmp_path: Path) -> None:
+    """Datalink 0 (IEEE 802.3) is not read natively; editcap reads it as Ethernet."""
+    blob = bytearray(SNOOP.read_bytes())
+    struct.pack_into(">I", blob, 12, 0)
+    with pytest.raises(ForeignFormatError):
+        CaptureReader(io.BytesIO(bytes(blob)))
+    path = tmp_path / "dl0.snoop"
+    path.write_bytes(bytes(blob))
+    result = analyze_file(path)
+    assert result.error is None and result.format == "Sun snoop (converted by editcap)"
+    assert [c.session.alerts[0].description for c in result.connections] == ["certificate_expired"]
 
 
 def test_conversion_command_quotes_the_path() -> None:
@@ -143,8 +207,11 @@ def test_directories_pick_up_foreign_suffixes() -> None:
 # ---- conversion ----------------------------------------------------------------------------
 
 
+CONVERTED = [n for n, _ in MAGIC_FILES if not n.startswith("snoop/")]
+
+
 @needs_editcap
-@pytest.mark.parametrize("name", [n for n, _ in MAGIC_FILES])
+@pytest.mark.parametrize("name", CONVERTED)
 def test_converted_with_editcap(name: str) -> None:
     result = analyze_file(DEGRADED / name)
     clean = analyze_file(REAL / "expired_curl.pcap")
@@ -161,10 +228,13 @@ def test_converted_with_editcap(name: str) -> None:
 
 
 @needs_editcap
-def test_gzip_compressed_foreign_file_is_converted() -> None:
-    result = analyze_file(DEGRADED / "snoop_gzip" / "expired_curl.snoop.gz")
-    assert result.error is None and result.format == "Sun snoop (converted by editcap)"
-    assert result.anomalies[0].detail.startswith("Sun snoop capture inside gzip: converted")
+def test_gzip_compressed_foreign_file_is_converted(tmp_path: Path) -> None:
+    path = tmp_path / "trace.cap.gz"
+    path.write_bytes(gzip.compress(NETMON2.read_bytes()))
+    result = analyze_file(path)
+    name = "Microsoft Network Monitor 2.x"
+    assert result.error is None and result.format == f"{name} (converted by editcap)"
+    assert result.anomalies[0].detail.startswith(f"{name} capture inside gzip: converted")
 
 
 def test_without_editcap_the_error_names_the_format_and_the_command(no_editcap: None) -> None:
@@ -198,7 +268,7 @@ def test_editcap_failure_is_the_file_error(tmp_path: Path) -> None:
 @needs_editcap
 def test_output_bound_stops_the_conversion(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(convert, "MAX_CONVERTED_BYTES", 1000)
-    result = analyze_file(SNOOP)
+    result = analyze_file(NETMON2)
     assert result.error is not None and result.connections == []
     assert "(editcap's pcapng copy passed 1000 bytes (the bound: 16 times the file, at most " in (
         result.error
@@ -213,7 +283,7 @@ def test_converted_limit() -> None:
 
 
 @needs_editcap
-@pytest.mark.parametrize("path", [SNOOP, Path("broken")], ids=["converted", "failed"])
+@pytest.mark.parametrize("path", [NETMON2, Path("broken")], ids=["converted", "failed"])
 def test_the_private_directory_is_removed(
     path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -249,8 +319,9 @@ def test_only_editcap_is_started_and_only_for_foreign_formats(
     monkeypatch.setattr(subprocess, "Popen", record)
     analyze_file(REAL / "expired_curl.pcap")
     analyze_file(REAL / "pcapng_tls13.pcapng")
-    assert started == []
     analyze_file(SNOOP)
+    assert started == []
+    analyze_file(NETMON2)
     [args] = started
-    assert Path(args[0]).name == "editcap" and args[1:5] == ["-F", "pcapng", "--", str(SNOOP)]
+    assert Path(args[0]).name == "editcap" and args[1:5] == ["-F", "pcapng", "--", str(NETMON2)]
     assert args[5].endswith("/converted.pcapng")

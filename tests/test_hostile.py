@@ -722,8 +722,8 @@ def _refuse(*args: object, **kwargs: object) -> NoReturn:
 def test_no_network_and_no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
     """Analysis, diagnosis (certificate path building included) and rendering stay offline.
 
-    pcap and pcapng files start no process at all; a file in a foreign format (snoop here)
-    may start Wireshark's editcap to convert it, and nothing else.
+    pcap, pcapng and snoop files start no process at all; a file in a foreign format (Network
+    Monitor here) may start Wireshark's editcap to convert it, and nothing else.
     """
     default_trust()
     for name in ("socket", "create_connection", "getaddrinfo", "gethostbyname"):
@@ -750,7 +750,9 @@ def test_no_network_and_no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_popen(args, *rest, **kw)  # type: ignore[call-overload]
 
     monkeypatch.setattr(subprocess, "Popen", editcap_only)
-    snoop = ROOT / "fixtures" / "degraded" / "snoop" / "expired_curl.snoop"
-    result = analyze_file(snoop)
+    degraded = ROOT / "fixtures" / "degraded"
+    assert analyze_file(degraded / "snoop" / "expired_curl.snoop").error is None
+    assert started == []  # snoop is read natively
+    result = analyze_file(degraded / "netmon2" / "expired_curl.cap")
     assert len(started) == (1 if shutil.which("editcap") else 0)
     assert (result.error is None) == bool(started)

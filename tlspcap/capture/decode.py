@@ -214,6 +214,14 @@ class PacketDecoder:
         return self._tally
 
     @property
+    def accounted(self) -> int:
+        """Packets accounted for without a segment so far: counted in the anomalies (every kind,
+        ordinary traffic too) or handed to the fragment reassembler. Together with the segments
+        returned, it grows with every packet decoded: nothing is dropped silently."""
+        frags = self._frags4.received + self._frags6.received
+        return self._tally.total() + self._udp_seen + frags
+
+    @property
     def pending_fragments(self) -> int:
         """Incomplete IP datagrams held (both IP versions)."""
         return self._frags4.pending + self._frags6.pending

@@ -32,8 +32,11 @@ class ForeignFormat:
     """For what ``editcap`` cannot read: what to do instead."""
 
 
+SNOOP = ForeignFormat("Sun snoop")
+"""Read natively when it is version 2 Ethernet (:mod:`tlspcap.capture.snoop`)."""
+
 _MAGICS: tuple[tuple[bytes, ForeignFormat], ...] = (
-    (b"snoop\0\0\0", ForeignFormat("Sun snoop")),
+    (b"snoop\0\0\0", SNOOP),
     (b"RTSS", ForeignFormat("Microsoft Network Monitor 1.x")),
     (b"GMBU", ForeignFormat("Microsoft Network Monitor 2.x")),
     (b"TRSNIFF data    \x1a", ForeignFormat("Sniffer (DOS)")),

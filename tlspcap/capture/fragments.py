@@ -118,6 +118,8 @@ class FragmentReassembler:
         self._pending: dict[Hashable, _Pending] = {}  # insertion order: oldest first
         self.held_bytes = 0
         """Bytes currently charged (data plus :data:`FRAGMENT_OVERHEAD` per fragment)."""
+        self.received = 0
+        """Fragments handed over so far (:meth:`add` and :meth:`note_truncated`)."""
         self.reassembled = _Counter()
         self.overlaps = _Counter()
         """Fragments that overlapped bytes already held (``datagrams`` counts the conflicting
@@ -145,6 +147,7 @@ class FragmentReassembler:
     ) -> tuple[bytes, int, int] | None:
         """Add one fragment; return ``(payload, fragments, first_info)`` when it completes the
         datagram (``first_info`` as given with the fragment at offset 0), else ``None``."""
+        self.received += 1
         pending = self._pending
         if pending:
             self._expire(ts)
@@ -183,6 +186,7 @@ class FragmentReassembler:
 
     def note_truncated(self, frame: int) -> None:
         """Count a fragment the capture cut short (snap length): it cannot be used."""
+        self.received += 1
         self.truncated.add(0, 1, frame)
 
     def finish(self) -> None:

@@ -179,6 +179,10 @@ class Tally:
             self._ordinary_first = frame
         self._ordinary[what] = self._ordinary.get(what, 0) + 1
 
+    def total(self) -> int:
+        """Packets counted so far, every kind and the ordinary traffic together."""
+        return sum(e[0] for e in self._kinds.values()) + sum(self._ordinary.values())
+
     def count(self, name: str) -> int:
         """Packets counted under ``name`` so far, all qualifiers together (for tests)."""
         return sum(e[0] for (n, _q), e in self._kinds.items() if n == name)
