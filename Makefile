@@ -57,6 +57,7 @@ bench: $(STAMP)
 
 fixtures: $(STAMP) sysdeps-fixtures
 	$(PY) fixtures/gen/make_fixtures.py
+	$(PY) fixtures/gen/make_degraded.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
