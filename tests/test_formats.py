@@ -20,16 +20,28 @@ from typing import Any
 import pytest
 
 from tlspcap import convert
-from tlspcap.analyze import analyze_file, find_captures
+from tlspcap.analyze import CaptureResult, analyze_file, find_captures
 from tlspcap.capture import formats
 from tlspcap.capture.formats import ForeignFormatError, conversion_command, identify
 from tlspcap.capture.reader import CaptureReader
+from tlspcap.diagnosis.engine import diagnose_capture
+from tlspcap.report.jsonfmt import capture_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 DEGRADED = ROOT / "fixtures" / "degraded"
 REAL = ROOT / "fixtures" / "real"
 SNOOP = DEGRADED / "snoop" / "expired_curl.snoop"
 NETMON2 = DEGRADED / "netmon2" / "expired_curl.cap"
+
+def _alerts(result: CaptureResult) -> list[list[object]]:
+    """Every connection's alerts as the JSON report gives them: frame, sender, level, name."""
+    doc = capture_to_dict(result, diagnose_capture(result))
+    return [
+        [a["frame"], a["sender"], a["level"], a["description"]]
+        for c in doc["connections"]
+        for a in c["alerts"]
+    ]
+
 
 needs_editcap = pytest.mark.skipif(shutil.which("editcap") is None, reason="editcap not installed")
 
@@ -187,7 +199,7 @@ def test_other_snoop_files_are_converted(tmp_path: Path) -> None:
     path.write_bytes(bytes(blob))
     result = analyze_file(path)
     assert result.error is None and result.format == "Sun snoop (converted by editcap)"
-    assert [c.session.alerts[0].description for c in result.connections] == [45]  # expired
+    assert _alerts(result) == [[10, "client", "fatal", "certificate_expired"]]
 
 
 def test_conversion_command_quotes_the_path() -> None:
@@ -222,9 +234,7 @@ def test_converted_with_editcap(name: str) -> None:
     assert first.name == "converted_format" and first.frame is None
     assert first.detail.startswith(f"{fmt} capture: converted to pcapng by Wireshark's editcap")
     assert result.packets == clean.packets and result.file == str(DEGRADED / name)
-    assert [c.session.alerts[0].description for c in result.connections] == [
-        c.session.alerts[0].description for c in clean.connections
-    ]
+    assert _alerts(result) == _alerts(clean) == [[10, "client", "fatal", "certificate_expired"]]
 
 
 @needs_editcap

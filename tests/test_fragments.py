@@ -39,6 +39,8 @@ from tlspcap.capture.decode import PacketDecoder, decode_segment
 from tlspcap.capture.fragments import FRAGMENT_TIMEOUT_V4, FRAGMENT_TIMEOUT_V6
 from tlspcap.capture.model import IcmpError, Packet, TcpSegment
 from tlspcap.capture.reader import CaptureReader
+from tlspcap.diagnosis.engine import diagnose_capture
+from tlspcap.report.jsonfmt import capture_to_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = bytes(range(256)) * 3  # 768 bytes: distinct content at every offset
@@ -306,9 +308,9 @@ def test_analysis_of_a_fragmented_handshake_reports_the_completing_frames() -> N
     result = analyze_stream(io.BytesIO(blob), "frag.pcap")
     assert result.error is None and result.packets == 3 + len(pieces)
     assert "ip_fragments_reassembled" in [a.name for a in result.anomalies]
-    [conn] = result.connections
-    [ch] = conn.session.client_hellos
-    assert ch.frame == 3 + len(pieces) and ch.sni == "localhost"
+    [conn] = capture_to_dict(result, diagnose_capture(result))["connections"]
+    [ch] = conn["client_hellos"]
+    assert ch["frame"] == 3 + len(pieces) and ch["sni"] == "localhost"
 
 
 # ---- ICMP errors quoting TCP -----------------------------------------------------------------
