@@ -18,6 +18,8 @@ from tlspcap.capture.formats import ForeignFormatError, unreadable_message
 from tlspcap.capture.model import IcmpError, Packet, TcpSegment
 from tlspcap.capture.reader import CaptureReader
 from tlspcap.errors import CaptureError, OutputError
+from tlspcap.facts.collect import collect
+from tlspcap.facts.model import ConnFacts
 from tlspcap.keylog import KeyLog
 from tlspcap.session import TlsSession
 from tlspcap.tcp.tracker import ConnectionTracker, TcpConnection
@@ -48,9 +50,9 @@ class CaptureResult:
     packets: int = 0
     truncated: bool = False
     """The file ended in the middle of a record: results are partial."""
-    connections: list[TcpConnection] = field(default_factory=list)
-    """TCP connections that carried TLS, in the order they started (empty when they were handed
-    to an ``on_connection`` callback instead)."""
+    connections: list[ConnFacts] = field(default_factory=list)
+    """The facts of each TCP connection that carried TLS, in the order they started (empty when
+    they were handed to an ``on_connection`` callback instead)."""
     anomalies: list[Anomaly] = field(default_factory=list)
     """File-level anomalies (capture format, link types, tracker)."""
     first_ts: float | None = None
@@ -68,7 +70,7 @@ def analyze_stream(
     stream: BinaryIO,
     name: str,
     keylog: KeyLog | None = None,
-    on_connection: Callable[[TcpConnection], None] | None = None,
+    on_connection: Callable[[ConnFacts], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> CaptureResult:
     """Analyse a capture held in a binary stream.
@@ -77,10 +79,10 @@ def analyze_stream(
     log text of the file's own pcapng Decryption Secrets Blocks is added to it as the blocks are
     read (for this file only: ``keylog`` itself is not modified).
 
-    With ``on_connection``, each TLS connection is handed over as soon as it is over (closed,
-    quiet, evicted, or at the end of the capture: see :mod:`tlspcap.tcp.tracker`) and is not
-    kept: memory stays bounded whatever the capture's size. ``on_progress`` is called with the
-    bytes read so far every :data:`PROGRESS_PACKETS` packets.
+    With ``on_connection``, each TLS connection's facts are handed over as soon as it is over
+    (closed, quiet, evicted, or at the end of the capture: see :mod:`tlspcap.tcp.tracker`) and
+    are not kept: memory stays bounded whatever the capture's size. ``on_progress`` is called with
+    the bytes read so far every :data:`PROGRESS_PACKETS` packets.
     """
     try:
         reader = CaptureReader(stream)
@@ -93,7 +95,7 @@ def _analyze(
     reader: CaptureReader,
     name: str,
     keylog: KeyLog | None,
-    on_connection: Callable[[TcpConnection], None] | None,
+    on_connection: Callable[[ConnFacts], None] | None,
     on_progress: Callable[[int], None] | None,
 ) -> CaptureResult:
     """Read, decode and track every packet of an open capture (see :func:`analyze_stream`)."""
@@ -101,7 +103,8 @@ def _analyze(
     result.format = reader.format
     secrets = KeyLog(base=keylog)  # a layer for this file's DSBs
     secrets_used = 0
-    tracker = ConnectionTracker(partial(TlsSession, keylog=secrets), on_close=on_connection)
+    on_close = None if on_connection is None else partial(_hand_over, on_connection)
+    tracker = ConnectionTracker(partial(TlsSession, keylog=secrets), on_close=on_close)
     capture_decoder = PacketDecoder(on_icmp=result.icmp_errors.append)  # one per capture: fragments
     decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
     for packet in reader.packets():
@@ -121,7 +124,7 @@ def _analyze(
         if segment is not None:
             tracker.feed(segment)
     capture_decoder.finish()
-    result.connections = tracker.finish()
+    result.connections = [collect(c) for c in tracker.finish()]
     result.anomalies = (
         reader.anomalies + capture_decoder.anomalies() + tracker.anomalies + result.anomalies
     )
@@ -135,10 +138,15 @@ def _analyze(
     return result
 
 
+def _hand_over(on_connection: Callable[[ConnFacts], None], conn: TcpConnection) -> None:
+    """Give a retired connection's facts to ``on_connection`` (the connection is then dropped)."""
+    on_connection(collect(conn))
+
+
 def analyze_file(
     path: Path,
     keylog: KeyLog | None = None,
-    on_connection: Callable[[TcpConnection], None] | None = None,
+    on_connection: Callable[[ConnFacts], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> CaptureResult:
     """Analyse one capture file; an unreadable file gives a result with ``error`` set.
@@ -173,7 +181,7 @@ def _analyze_foreign(
     path: Path,
     foreign: ForeignFormatError,
     keylog: KeyLog | None,
-    on_connection: Callable[[TcpConnection], None] | None,
+    on_connection: Callable[[ConnFacts], None] | None,
     on_progress: Callable[[int], None] | None,
 ) -> CaptureResult:
     """Analyse a capture in a format Wireshark reads: a pcapng copy made by ``editcap`` (see

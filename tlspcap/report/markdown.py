@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from tlspcap.diagnosis.model import ESTABLISHED
-from tlspcap.report.facts import Json
+from tlspcap.report.contract import Json
 from tlspcap.report.html import clean, validity_at
 from tlspcap.report.summary import (
     OUTCOMES,
@@ -151,6 +151,13 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> list[str]:
         lines.append("")
     if data.get("fix"):
         lines.append(f"**Fix:** {md(data.get('fix'))}")
+        lines.append("")
+    settle = data.get("settle") or []
+    if settle:
+        lines += ["**What would settle it**", ""]
+        for item in settle:
+            command = item.get("command")
+            lines.append(f"- {md(item.get('text'))}" + (f": `{command}`" if command else ""))
         lines.append("")
     return lines
 
