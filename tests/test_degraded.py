@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -155,3 +156,84 @@ def test_fragment_variants_really_are_fragmented() -> None:
         clean = analyze_file(REAL / e["source"])
         assert result.packets == len(e["frame_map"]) > clean.packets
         assert sorted(set(e["frame_map"]) - {0}) == list(range(1, clean.packets + 1))
+
+
+# ---- the lossy variants -----------------------------------------------------------------------
+LOSSY = [e for e in ENTRIES if e["evidence"] != "all"]
+TRUTH: dict[str, list[dict[str, Any]]] = {
+    e["file"]: e["connections"] for e in json.loads((REAL / "MANIFEST.json").read_text())
+}
+"""Each real fixture's connections with the verdict its scenario was built to show."""
+EXPECTED = ROOT / "tests" / "golden" / "degraded.json"
+"""The verdict of every connection of every lossy variant, pinned (regenerate with
+``TLSPCAP_UPDATE_GOLDEN=1 pytest tests/test_degraded.py`` and review the diff)."""
+
+
+def _verdicts(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    keylog = str(DEGRADED / entry["keylog"]) if entry["keylog"] else None
+    doc = _doc(DEGRADED / entry["file"], keylog)
+    out = []
+    for truth in TRUTH[entry["source"]]:
+        pair = {truth["client"], truth["server"]}
+        found = [c for c in doc["connections"] if {c["client"], c["server"]} == pair]
+        assert len(found) <= 1
+        if not found:
+            out.append({"client": truth["client"], "reported": False})
+            continue
+        c = found[0]
+        out.append(
+            {
+                "client": truth["client"],
+                "reported": True,
+                "roles_swapped": c["client"] != truth["client"],
+                "roles_from": c["roles_from"],
+                "outcome": c["outcome"],
+                "cause": c["cause"],
+                "settle": bool(c["settle"]),
+                "evidence": bool(c["evidence"]),
+            }
+        )
+    return out
+
+
+@functools.cache
+def _expected() -> dict[str, Any]:
+    if not EXPECTED.exists():
+        return {}
+    data: dict[str, Any] = json.loads(EXPECTED.read_text())
+    return data
+
+
+@pytest.mark.parametrize("entry", LOSSY, ids=[_entry_id(e) for e in LOSSY])
+def test_lossy_variant_keeps_the_cause_or_says_unknown(entry: dict[str, Any]) -> None:
+    """Where the deciding evidence survives the cause is the clean capture's; where it does not
+    the verdict is unknown or incomplete and says what is missing. Never a different cause,
+    never ``established`` for a failure, never a failure for an established connection, and
+    roles taken from nothing are said to be unknown."""
+    got = _verdicts(entry)
+    for truth, v in zip(TRUTH[entry["source"]], got, strict=True):
+        if not v["reported"]:
+            continue  # no TLS byte of it survives (a side that sent only TCP, or an alert)
+        where = f"{entry['file']} {truth['client']}: {v}"
+        if v["roles_swapped"]:
+            assert v["roles_from"] == "unknown", where
+        if truth["expected_outcome"] == "established":
+            assert v["outcome"] in ("established", "incomplete"), where
+            continue
+        assert v["outcome"] in ("failed", "incomplete"), where
+        assert v["cause"] in (truth["expected_cause"], "unknown"), where
+        if v["cause"] == "unknown":
+            assert v["evidence"], where  # it says what is missing
+        if v["cause"] != truth["expected_cause"] or v["outcome"] == "incomplete":
+            assert v["settle"], where  # and which capture would settle it
+    if os.environ.get("TLSPCAP_UPDATE_GOLDEN"):
+        return
+    assert _expected().get(entry["file"]) == got
+
+
+def test_pinned_lossy_verdicts_cover_every_variant() -> None:
+    if os.environ.get("TLSPCAP_UPDATE_GOLDEN"):
+        EXPECTED.write_text(
+            json.dumps({e["file"]: _verdicts(e) for e in LOSSY}, indent=1, sort_keys=True) + "\n"
+        )
+    assert set(_expected()) == {e["file"] for e in LOSSY}

@@ -201,7 +201,18 @@ def _completion(
     done = _handshake_done(ctx, sh, view)
     # After the handshake, an encrypted alert is as likely a close_notify as a fatal alert:
     # it is judged as a close (by its timing), not as a rejection.
-    alerts = f.alerts
+    # An encrypted alert sent after the sender's own application data closes a session that
+    # was in use (a close_notify, most likely), whatever the capture shows of the handshake;
+    # one read after the capture lost some of the sender's records says nothing about when
+    # in the handshake it came.
+    alerts = [
+        a
+        for a in f.alerts
+        if not (
+            a.level is None
+            and (_sent_data_before(f, a.sender, a.frame) or _lost_before(f, a.sender, a.frame))
+        )
+    ]
     client_alert = first_fatal([a for a in alerts if a.sender == "client"], not done)
     server_alert = first_fatal([a for a in alerts if a.sender == "server"], not done)
     v = Verdict(FAILED)
@@ -217,18 +228,35 @@ def _completion(
         return _client_rejects(ctx, v, ch, sh, first, findings)
     if first is not None and first is server_alert:
         return _server_rejects(ctx, v, ch, first)
-    gaps = f.server.gap_frames + f.client.gap_frames
-    if gaps and not done:
+    lost = records_lost(f)
+    if lost is not None and not done:
         v.outcome, v.cause = INCOMPLETE, "unknown"
         v.add(
-            min(gaps),
-            "the capture lacks part of the handshake (a gap in the TCP stream): "
-            "what followed cannot be read",
+            lost,
+            "the capture lacks part of the handshake (a gap in the TCP stream, or records "
+            "whose boundaries it lost): what followed cannot be read",
         )
         return v
     if view is not None:
         return _tls13_completion(ctx, v, ch, sh, findings, view)
     return _outcome(ctx, v, ch, done, findings, _usage12(f))
+
+
+def _sent_data_before(f: ConnFacts, role: str, frame: int) -> bool:
+    """``role`` sent application data before ``frame`` (in TLS 1.3, more than an alert's worth:
+    there alerts travel in application_data records too)."""
+    side = f.client if role == "client" else f.server
+    first = side.first_application_frame
+    if first is None or first >= frame:
+        return False
+    tls13 = f.version is not None and is_tls13(f.version)
+    return side.application_bytes > ENCRYPTED_ALERT_MAX if tls13 else True
+
+
+def _lost_before(f: ConnFacts, role: str, frame: int) -> bool:
+    """The capture lost some of ``role``'s records before ``frame``."""
+    side = f.client if role == "client" else f.server
+    return any(x < frame for x in (*side.gap_frames, *side.framing_lost))
 
 
 class _Quit:
@@ -473,7 +501,10 @@ def _handshake_done(ctx: Context, sh: ServerHello | None, view: Tls13View | None
         return view.finished
     if sh is not None and sh.sslv2:  # SSLv2: no Finished to see in the clear
         return c.application_records > 0 and sv.application_records > 0
-    return c.encrypted_handshake_records > 0 and sv.encrypted_handshake_records > 0
+    if c.encrypted_handshake_records > 0 and sv.encrypted_handshake_records > 0:
+        return True
+    # A Finished the capture lost: application data both ways shows the handshake completed.
+    return c.application_records > 0 and sv.application_records > 0 and sv.encrypted
 
 
 def _earliest(a: Alert | None, b: Alert | None) -> Alert | None:
@@ -760,9 +791,9 @@ def _outcome(
         v.evidence = v.evidence[:2]
         v.add(None, "the handshake completed with no sign of rejection")
         return v
-    if sv.gap_frames or c.gap_frames:
+    if lost is not None:
         v.outcome, v.cause = INCOMPLETE, "unknown"
-        v.add((sv.gap_frames + c.gap_frames)[0], "the capture lacks part of the handshake")
+        v.add(lost, "the capture lacks part of the handshake")
         return v
     warned = [
         a

@@ -293,6 +293,28 @@ def _client_reaction(ctx: Context, v: Verdict) -> Verdict:
                 "carries a Certificate message)",
             )
         )
+    flight_end = c.finished_frame or (sealed[0].frame if sealed else None)
+    answer = ack_growth(f, "client", flight_end) if flight_end is not None else None
+    if (
+        empty
+        and c.ccs_frame is not None
+        and answer is not None
+        and answer[0] <= ENCRYPTED_ALERT_MAX + FIN
+        and not c.application_records - (1 if sealed_cert else 0) > 1
+        and (first_stop(f, "client") is not None or f.idle)
+    ):
+        v.secondary = [x for x in v.secondary if x.code != "client_certificate_required"]
+        v.cause, v.gave_up, v.confidence = "client_certificate_required", "server", INFERRED
+        v.add(
+            c.certificates[0].frame if c.certificates else sealed[0].frame,
+            "the client sent an empty Certificate message: the server had asked for one",
+        )
+        v.add(
+            answer[1],
+            f"the server answered the client's flight with {answer[0]} byte(s) (an alert's "
+            "worth, as the client's acknowledgements show) and the connection ended",
+        )
+        return v
     if sealed and sealed[0].length <= ALERT_SIZED:
         v.cause, v.gave_up = "unknown", "client"
         v.add(

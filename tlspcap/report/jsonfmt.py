@@ -32,6 +32,7 @@ def connection_to_dict(conn: ConnFacts, verdict: Verdict) -> Json:
     return {
         "client": client,
         "server": server,
+        "roles_from": "unknown" if conn.role_from == "first_packet" else conn.role_from,
         "outcome": verdict.outcome,
         "cause": verdict.cause,
         "gave_up": verdict.gave_up,
@@ -56,6 +57,7 @@ def connection_to_dict(conn: ConnFacts, verdict: Verdict) -> Json:
         "last_frame": conn.last_frame,
         "start_time": conn.first_ts,
         "end_time": conn.last_ts,
+        "tunnel": conn.tunnel,
         "anomalies": [{"name": a.name, "frame": a.frame, "detail": a.detail} for a in s.anomalies],
     }
 

@@ -39,6 +39,13 @@ def connection_block(conn: ConnFacts, verdict: Verdict) -> list[str]:
     if verdict.cause and verdict.outcome != ESTABLISHED:
         status += f": {verdict.cause}"
     lines = [f"{client} -> {server}  frames {conn.first_frame}-{conn.last_frame}  [{status}]"]
+    if conn.role_from == "first_packet":
+        lines.append(
+            "  roles unknown: neither the TCP handshake nor a hello is in the capture "
+            "(client and server are a guess)"
+        )
+    if conn.tunnel:
+        lines.append(f"  tunnel: {conn.tunnel}")
     for ch in s.client_hellos:
         offered = ch.supported_versions or (ch.legacy_version,)
         alpn = ",".join(alpn_text(a) for a in ch.alpn)
@@ -58,7 +65,10 @@ def connection_block(conn: ConnFacts, verdict: Verdict) -> list[str]:
         )
     certs = s.server.certificates
     if certs:
-        lines.append(f"  Certificate  frame {certs[0].frame}: {len(certs[0].chain)} certificate(s)")
+        cut = " whole (the capture cut the message)" if certs[0].truncated else ""
+        lines.append(
+            f"  Certificate  frame {certs[0].frame}: {len(certs[0].chain)} certificate(s){cut}"
+        )
     for a in s.alerts:
         f = alert_facts(a)
         what = "encrypted alert" if a.encrypted else f"{f['level']} {f['description']}"
