@@ -216,7 +216,13 @@ class PcapngParser:
                     cut += 1
                     if cut == 1:
                         first_cut = frame
-                        snaplen = str(iface_snaplen)
+                        # The interface's declared snap length, or (when it declares none, or
+                        # more than was kept: editcap -s leaves it as it was) what was kept.
+                        snaplen = (
+                            str(iface_snaplen)
+                            if 0 < iface_snaplen <= caplen
+                            else f"{caplen} bytes kept"
+                        )
                 data = buf[start : start + caplen]
                 yield Packet(frame, ts, linktype, data, wirelen)
         finally:

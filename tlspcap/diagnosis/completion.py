@@ -347,7 +347,8 @@ def _stalled(v: Verdict, f: ConnFacts, frame: int | None, findings: list[CertFin
     v.add(
         frame,
         "the client did not go on with the handshake after the server's flight (the server "
-        "acknowledged nothing more from it): it rejected the flight, where this stands out",
+        "acknowledged nothing more from it): it rejected the flight, whose certificate has "
+        "this problem",
     )
     v.add(cert_frame(f), cert.text)
     return v
@@ -554,10 +555,12 @@ def _client_rejects(
     if not _chain_whole(f) and alert.description in ALERT_ONLY_CAUSES:
         v.cause, note = ALERT_ONLY_CAUSES[alert.description]
         v.confidence = OBSERVED
+        tls13 = f.version is not None and is_tls13(f.version)
         v.add(
             None,
-            f"the certificate is not visible (encrypted or cut): the cause is taken from the "
-            f"alert alone{note}; --keylog would let tlspcap check the certificate itself",
+            f"the certificate is not visible ({'encrypted' if tls13 else 'not in the capture'}"
+            f"): the cause is taken from the alert alone{note}"
+            + ("; --keylog would let tlspcap check the certificate itself" if tls13 else ""),
         )
         return v
     if not _chain_whole(f):

@@ -50,9 +50,14 @@ def connection_block(conn: ConnFacts, verdict: Verdict) -> list[str]:
         offered = ch.supported_versions or (ch.legacy_version,)
         alpn = ",".join(alpn_text(a) for a in ch.alpn)
         sni = "not captured" if ch.truncated and ch.sni is None else repr(ch.sni)
+        versions = "/".join(version_name(v) for v in offered)
+        if ch.truncated and not ch.supported_versions:
+            versions = f"legacy {versions} (supported_versions not captured)"
+        suites = f"{len(ch.cipher_suites)} suites"
+        if ch.truncated and not ch.cipher_suites:
+            suites = "suites not captured"
         lines.append(
-            f"  ClientHello  frame {ch.frame}: SNI {sni}, offers "
-            f"{'/'.join(version_name(v) for v in offered)}, {len(ch.cipher_suites)} suites"
+            f"  ClientHello  frame {ch.frame}: SNI {sni}, offers {versions}, {suites}"
             + (f", ALPN {alpn}" if alpn else "")
             + (" (SSLv2 format)" if ch.sslv2 else "")
             + (" (cut short by the capture)" if ch.truncated else "")
