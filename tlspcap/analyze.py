@@ -21,6 +21,8 @@ from tlspcap.session import TlsSession
 from tlspcap.tcp.tracker import ConnectionTracker, TcpConnection
 
 Decoder = Callable[[Packet], TcpSegment | None]
+ReadProgress = Callable[[int, int], None]
+"""Hears (bytes read, packets read) of the file being analysed."""
 
 PROGRESS_PACKETS = 65536
 """Packets between two progress reports."""
@@ -57,7 +59,7 @@ def analyze_stream(
     name: str,
     keylog: KeyLog | None = None,
     on_connection: Callable[[TcpConnection], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: ReadProgress | None = None,
 ) -> CaptureResult:
     """Analyse a capture held in a binary stream.
 
@@ -68,7 +70,7 @@ def analyze_stream(
     With ``on_connection``, each TLS connection is handed over as soon as it is over (closed,
     quiet, evicted, or at the end of the capture: see :mod:`tlspcap.tcp.tracker`) and is not
     kept: memory stays bounded whatever the capture's size. ``on_progress`` is called with the
-    bytes read so far every :data:`PROGRESS_PACKETS` packets.
+    bytes and the packets read so far every :data:`PROGRESS_PACKETS` packets.
     """
     result = CaptureResult(file=name)
     try:
@@ -83,7 +85,7 @@ def analyze_stream(
     decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
     for packet in reader.packets():
         if on_progress is not None and not packet.frame % PROGRESS_PACKETS:
-            on_progress(reader.bytes_read)
+            on_progress(reader.bytes_read, packet.frame)
         if len(reader.secrets) > secrets_used:  # DSBs come before the packets they unlock
             secrets.add_secrets_blocks(reader.secrets[secrets_used:])
             secrets_used = len(reader.secrets)
@@ -113,7 +115,7 @@ def analyze_file(
     path: Path,
     keylog: KeyLog | None = None,
     on_connection: Callable[[TcpConnection], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: ReadProgress | None = None,
 ) -> CaptureResult:
     """Analyse one capture file; an unreadable file gives a result with ``error`` set.
 
