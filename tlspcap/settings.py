@@ -42,7 +42,11 @@ def build_settings(
     ca_pem = None
     if ca_bundle is not None:
         ca_pem = ca_bundle.data
-        if not load_pem_roots(ca_pem):
+        try:
+            roots = load_pem_roots(ca_pem)
+        except ValueError:  # cryptography's words for text that is not PEM
+            roots = []
+        if not roots:
             raise TlspcapError(f"{ca_bundle.label}: no PEM certificate in it")
     protocols: frozenset[int] | None = None
     ciphers: frozenset[int] | None = None

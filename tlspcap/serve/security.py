@@ -186,10 +186,10 @@ async def _redirect(send: Send, location: str) -> None:
 class AccessMiddleware:
     """Host check, authentication, cross-site refusal, the CSRF cookie, security headers.
 
-    It puts ``auth`` (``"bearer"``, ``"session"`` or ``"open"``), ``csrf_nonce`` and
-    ``csrf_cookie`` (whether the request came with one) in ``scope["state"]`` for the
-    handlers; a request the handlers should not see is answered here (401 JSON for the API, a
-    redirect to the login page for pages).
+    It puts ``auth`` (``"bearer"``, ``"session"`` or ``"open"``) and ``csrf_nonce`` (the
+    browser's CSRF cookie, or a fresh one) in ``scope["state"]`` for the handlers; a request
+    the handlers should not see is answered here (401 JSON for the API, a redirect to the
+    login page for pages).
     """
 
     def __init__(self, app: ASGIApp, config: ServeConfig, auth: Auth) -> None:
@@ -205,16 +205,16 @@ class AccessMiddleware:
             return
         headers = _headers(scope)
         cookies = parse_cookies(headers.get("cookie", ""))
+        path: str = scope.get("path", "/")
+        api = path.startswith("/api/")
         nonce = cookies.get(CSRF_COOKIE)
         new_nonce = None
         if not nonce or len(nonce) != 32:
-            nonce = new_nonce = Auth.new_nonce()
+            nonce = Auth.new_nonce()
+            new_nonce = None if api else nonce  # the pages set it; API clients need none
         state = scope.setdefault("state", {})
         state["csrf_nonce"] = nonce
-        state["csrf_cookie"] = new_nonce is None
         send = _with_headers(send, new_nonce)
-        path: str = scope.get("path", "/")
-        api = path.startswith("/api/")
         if self.config.loopback and not _loopback_host(headers.get("host", "")):
             await _send_json(send, 400, "unexpected Host header for a loopback service", [])
             return

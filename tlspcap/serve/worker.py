@@ -14,9 +14,11 @@ CPU time) is judged by the service from its exit status.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import resource
+import signal
 import sys
 import tempfile
 import time
@@ -39,6 +41,7 @@ EXIT_REFUSED = 2
 """Exit status when the options or the reports could not be used or written."""
 EXIT_MEMORY = 3
 """Exit status when the memory limit was reached."""
+PR_SET_PDEATHSIG = 1
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -80,6 +83,16 @@ class WorkerSpec:
         raw = json.loads(text)
         raw["captures"] = [Capture(**c) for c in raw["captures"]]
         return cls(**raw)
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when the service dies (best effort elsewhere): a worker
+    must not outlive a service that crashed."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def limit_resources(memory: int | None, cpu: int | None) -> None:
@@ -169,6 +182,7 @@ def main() -> int:
         out.write(json.dumps(event) + "\n")
         out.flush()
 
+    die_with_parent()
     spec = WorkerSpec.from_json(sys.stdin.read())
     limit_resources(spec.memory_limit, spec.cpu_limit)
     try:
