@@ -130,6 +130,10 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
+    def journal_mode(self) -> str:
+        """SQLite's journal mode (``wal``)."""
+        return str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+
     def close(self) -> None:
         """Close the database."""
         self._db.close()

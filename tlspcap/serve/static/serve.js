@@ -130,6 +130,7 @@ function setupJob(section) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  document.documentElement.classList.add("js");
   const form = document.getElementById("upload");
   if (form) setupUpload(form);
   const section = document.getElementById("job");
