@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -31,13 +30,12 @@ class Server:
         self.data = data
         self.token = token
         cmd = [sys.executable, "-m", "tlspcap", "serve", "--bind", bind, "--data", str(data)]
-        self.proc = subprocess.Popen(
-            [*cmd, *args],
-            stdout=subprocess.PIPE,
-            stderr=open(data.parent / f"{data.name}-server.log", "ab"),  # noqa: SIM115
-            text=True,
-            start_new_session=True,
-        )
+        self.log = data.parent / f"{data.name}-server.log"
+        self._out = data.parent / f"{data.name}-server.out"
+        with self.log.open("ab") as err, self._out.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*cmd, *args], stdout=out, stderr=err, start_new_session=True
+            )
         line = self._first_line(timeout=60)
         assert "listening on http://" in line, line
         url = line.split("listening on ", 1)[1].split(" ", 1)[0]
@@ -48,12 +46,15 @@ class Server:
         self._wait_ready()
 
     def _first_line(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        if not ready:
-            self.kill()
-            raise AssertionError("the service did not start")
-        return self.proc.stdout.readline()
+        """The service's line on stdout (it goes to a file: a pipe nobody reads could fill)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self._out.read_text()
+            if text.endswith("\n") or self.proc.poll() is not None:
+                return text
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError("the service did not start")
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30

@@ -169,7 +169,7 @@ def job_rows(jobs: Sequence[Job], positions: dict[str, int | None]) -> str:
 def _when(ts: float) -> str:
     from tlspcap.serve.service import iso
 
-    return esc((iso(ts) or "").replace("T", " ").rstrip("Z"))
+    return esc((iso(ts) or "").replace("T", " ")[:19])
 
 
 def index_page(

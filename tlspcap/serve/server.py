@@ -33,8 +33,11 @@ def url_of(sock: socket.socket) -> str:
 
 
 def run(config: ServeConfig) -> None:
-    """Serve until stopped; the first line on stdout says where."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(name)s: %(message)s")
+    """Serve until stopped. The one line on stdout says where; the log (uvicorn's access log
+    included) goes to stderr."""
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(levelname)s: %(name)s: %(message)s"
+    )
     app = create_app(config)
     sock = bind(config)
     auth = "token required" if config.token else "no token (loopback only)"
@@ -50,6 +53,7 @@ def run(config: ServeConfig) -> None:
             server_header=False,
             proxy_headers=False,
             timeout_graceful_shutdown=5,
+            log_config=None,  # uvicorn's loggers go to the root logger above
             log_level="info",
         )
     )

@@ -211,7 +211,8 @@ def iso(ts: float | None) -> str | None:
     """A timestamp as ISO 8601 UTC."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
 
 
 def status_dict(svc: Service, job: Job) -> dict[str, Any]:
