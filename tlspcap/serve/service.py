@@ -77,22 +77,23 @@ async def create_job(
     paths.create()
     svc.store.insert(job)
     try:
+        # the slot covers the checks too, and uploads join the analysis queue in slot order
         async with svc.runner.upload_slot(job.id):
             job.status = Status.UPLOADING
             svc.store.save(job)
             form, received = await _receive(svc, request, paths, boundary, declared, csrf)
-        await asyncio.to_thread(check_inputs, paths, form)
+            await asyncio.to_thread(check_inputs, paths, form)
+            job.files = [StoredFile(f.name, f.size) for f in form.captures]
+            job.options = dict(form.fields) | {k: f.name for k, f in form.option_files.items()}
+            job.upload_bytes = received
+            job.status = Status.QUEUED
+            svc.store.save(job)
+            svc.runner.enqueue(job.id)
     except BaseException:
-        svc.runner.live.pop(job.id, None)
         svc.runner.delete(job.id)
         raise
-    svc.runner.live.pop(job.id, None)
-    job.files = [StoredFile(f.name, f.size) for f in form.captures]
-    job.options = dict(form.fields) | {k: f.name for k, f in form.option_files.items()}
-    job.upload_bytes = received
-    job.status = Status.QUEUED
-    svc.store.save(job)
-    svc.runner.enqueue(job.id)
+    finally:
+        svc.runner.live.pop(job.id, None)
     return job
 
 
