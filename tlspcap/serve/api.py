@@ -74,7 +74,7 @@ async def create(request: Request) -> Response:
     check_api_csrf(request)
     job = await create_job(svc, request)
     headers = {"location": f"{API}/{job.id}"}
-    return JSONResponse(status_dict(svc, job), 202, headers=headers)
+    return Response(status_json(svc, job), 202, headers, "application/json")
 
 
 async def list_jobs(request: Request) -> Response:
@@ -158,7 +158,7 @@ async def retry(request: Request) -> Response:
     check_api_csrf(request)
     job = get_job(svc, request.path_params["job_id"])
     retry_job(svc, job)
-    return JSONResponse(status_dict(svc, job), 202)
+    return Response(status_json(svc, job), 202, media_type="application/json")
 
 
 async def events(request: Request) -> Response:
