@@ -46,7 +46,7 @@ from typing import Any, BinaryIO
 
 from tlspcap.analyze import CaptureResult, analyze_file, analyze_stream
 from tlspcap.capture.decode import segment_decoder
-from tlspcap.capture.model import ACK, FIN, PSH, RST, SYN, format_endpoint
+from tlspcap.capture.model import ACK, FIN, PSH, RST, SYN
 from tlspcap.capture.reader import CaptureReader
 from tlspcap.diagnosis.certcheck import TrustStore, load_pem_roots
 from tlspcap.diagnosis.engine import Options, default_trust, diagnose_capture
@@ -206,8 +206,7 @@ def _verdict_counts(result: CaptureResult, opts: Options) -> list[tuple[str, str
     """(outcome, cause, server endpoint) of every TLS connection of an analysed capture."""
     out = []
     for conn, v in zip(result.connections, diagnose_capture(result, opts), strict=True):
-        s = conn.session
-        out.append((v.outcome, v.cause, format_endpoint(*s.endpoints[s.server_dir])))
+        out.append((v.outcome, v.cause, conn.server_endpoint))
     return out
 
 
@@ -219,9 +218,8 @@ def load_template(index: int, path: Path, opts: Options) -> Template:
     verdicts = diagnose_capture(result, opts)
     servers_of: dict[frozenset[Endpoint], tuple[Endpoint, tuple[str, str | None]]] = {}
     for conn, v in zip(result.connections, verdicts, strict=True):
-        s = conn.session
-        key = frozenset(s.endpoints)
-        servers_of[key] = (s.endpoints[s.server_dir], (v.outcome, v.cause))
+        key = frozenset(conn.endpoints)
+        servers_of[key] = (conn.endpoints[conn.server_dir], (v.outcome, v.cause))
     segs = []
     with path.open("rb") as fh:
         reader = CaptureReader(fh)

@@ -398,7 +398,7 @@ def _ours(case: Case, monkeypatch: pytest.MonkeyPatch) -> tuple[View, CaptureRes
     certs: dict[tuple[int, int], list[str]] = {}
     alerts: set[tuple[int, int, int, int]] = set()
     for conn in result.connections:
-        s = conn.session
+        s = conn
         for direction, side in enumerate(s.sides):
             port = s.endpoints[direction][1]
             for msg in side.certificates:
@@ -449,9 +449,9 @@ def test_decryption_agrees_with_tshark(
     assert sorted(ours.messages) == sorted(theirs.messages)
     assert ours.certificates == theirs.certificates
     assert sorted(ours.alerts) == sorted(theirs.alerts)
-    assert any(c.session.decrypted for c in result.connections)
+    assert any(c.decrypted for c in result.connections)
     for conn in result.connections:
-        failed = [a for a in conn.session.anomalies if a.name.startswith("decryption_")]
+        failed = [a for a in conn.anomalies if a.name.startswith("decryption_")]
         assert not failed, failed
 
 
@@ -460,10 +460,10 @@ def test_tls13_certificates_and_alerts_from_decryption() -> None:
     path = CORPUS / "illustrated-tls13" / "capture.pcap"
     if not path.exists():
         pytest.skip("corpus not present")
-    plain = analyze_file(path).connections[0].session
+    plain = analyze_file(path).connections[0]
     assert not plain.decrypted and not plain.server.certificates
     keylog = parse_keylog((path.parent / "capture.pcap.keylog.txt").read_text())
-    s = analyze_file(path, keylog=keylog).connections[0].session
+    s = analyze_file(path, keylog=keylog).connections[0]
     assert s.decrypted
     assert [len(m.chain) for m in s.server.certificates] == [1]
     assert s.server.finished_frame == 7 and s.client.finished_frame == 9
@@ -483,7 +483,7 @@ def test_only_server_handshake_secret(tmp_path: Path) -> None:
         pytest.skip("corpus not present")
     text = (path.parent / "capture.pcap.keylog.txt").read_text()
     only = "\n".join(ln for ln in text.splitlines() if ln.startswith("SERVER_HANDSHAKE"))
-    s = analyze_file(path, keylog=parse_keylog(only)).connections[0].session
+    s = analyze_file(path, keylog=parse_keylog(only)).connections[0]
     assert s.server.decrypted_records == 4 and s.client.decrypted_records == 0
     assert [len(m.chain) for m in s.server.certificates] == [1]
     assert s.server.application_records == 3  # tickets and data: no application secret
@@ -496,7 +496,7 @@ def test_wrong_secret_is_an_anomaly_and_changes_nothing_else() -> None:
     client_random = bytes(range(32))  # illustrated-tls12's client random
     wrong = KeyLog({CLIENT_RANDOM: {client_random: bytes(48)}})  # beats the file's own DSB
     result = analyze_file(path, keylog=wrong)
-    s = next(c.session for c in result.connections if c.session.client_hellos[0].frame == 5)
+    s = next(c for c in result.connections if c.client_hellos[0].frame == 5)
     assert not s.decrypted
     failed = [(a.name, a.frame) for a in s.anomalies if a.name == "decryption_failed"]
     assert failed == [("decryption_failed", 13), ("decryption_failed", 16)]
@@ -590,7 +590,7 @@ def _fixture_session(name: str, index: int = 0) -> TlsSession:
     if not path.exists() or not keylog.exists():
         pytest.skip(f"fixture {name} not present")
     result = analyze_file(path, keylog=parse_keylog(keylog.read_text()))
-    return result.connections[index].session
+    return result.connections[index]
 
 
 def test_fixture_client_certificate_facts_from_decryption() -> None:

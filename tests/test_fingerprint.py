@@ -543,7 +543,7 @@ def load_hellos(relpath: str) -> list[SeenHello]:
     """
     seen: list[SeenHello] = []
     for conn in analyze_file(CORPUS / relpath).connections:
-        s = conn.session
+        s = conn
         cport, sport = s.endpoints[s.client_dir][1], s.endpoints[s.server_dir][1]
         hellos: list[ClientHello | ServerHello] = [*s.client_hellos, *s.server_hellos]
         seen.extend(SeenHello(cport, sport, h) for h in hellos)

@@ -287,7 +287,7 @@ class Run:
         """Names of the file-level and connection-level anomalies."""
         names = {a.name for a in self.result.anomalies}
         for c in self.result.connections:
-            names |= {a.name for a in c.session.anomalies}
+            names |= {a.name for a in c.anomalies}
         return names
 
 

@@ -181,11 +181,11 @@ def test_ladder_has_every_message_with_frame_and_time() -> None:
     frames = [e["frame"] for e in events]
     assert frames == sorted(frames)
     hello = next(e for e in events if e["label"].startswith("ClientHello"))
-    assert hello["sender"] == "client" and hello["frame"] == conn.session.client_hellos[0].frame
+    assert hello["sender"] == "client" and hello["frame"] == conn.client_hellos[0].frame
     alert = next(e for e in events if e["kind"] == "alert")
     assert alert["sender"] == "server"
     assert alert["label"] == "Alert fatal unrecognized_name"
-    assert alert["frame"] == conn.session.alerts[0].frame
+    assert alert["frame"] == conn.alerts[0].frame
     assert alert["time"] is not None and alert["time"] > 0
     assert {"FIN"} <= {e["label"] for e in events if e["kind"] == "tcp"}
     report = build_report(result, diagnose_capture(result, Options()))
@@ -221,10 +221,10 @@ def hostile_html(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = crafted_capture(tmp_path_factory.mktemp("evil") / "evil.pcap")
     result = analyze_file(path)
     assert len(result.connections) == 1
-    ch = result.connections[0].session.client_hellos[0]
+    ch = result.connections[0].client_hellos[0]
     assert ch.sni == EVIL_SNI  # the capture really carries the payload
     assert tuple(a.decode() for a in ch.alpn) == EVIL_ALPN
-    assert result.connections[0].session.server.certificates
+    assert result.connections[0].server.certificates
     return html_for(path, ca=None)
 
 

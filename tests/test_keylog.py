@@ -114,7 +114,7 @@ def test_dsb_in_pcapng_decrypts_without_a_keylog() -> None:
     result = analyze_file(FIXTURES / "crafted" / "pcapng_two_interfaces.pcapng")
     assert result.error is None
     assert result.keylog_secrets == 1
-    by_frame = {c.session.client_hellos[0].frame: c.session for c in result.connections}
+    by_frame = {c.client_hellos[0].frame: c for c in result.connections}
     tls12 = by_frame[5]
     assert tls12.decrypted
     assert tls12.client.finished_frame == 13
@@ -144,10 +144,10 @@ def test_unrelated_keylog_leaves_the_capture_as_without_one() -> None:
     plain = analyze_file(path)
     unrelated = parse_keylog(line(CLIENT_RANDOM, bytes([0x5A]) * 32, S48))
     other = analyze_file(path, keylog=unrelated)
-    assert [c.session.history for c in plain.connections] == [
-        c.session.history for c in other.connections
+    assert [c.history for c in plain.connections] == [
+        c.history for c in other.connections
     ]
-    assert not any(c.session.decrypted for c in other.connections)
+    assert not any(c.decrypted for c in other.connections)
 
 
 def test_layer_over_a_base() -> None:

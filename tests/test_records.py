@@ -358,21 +358,60 @@ def test_records_before_an_invalid_header_in_the_same_chunk_are_kept() -> None:
     assert names(r) == [("invalid_record_header", 1)]
 
 
-def test_gap_mid_record_drops_it_and_resyncs() -> None:
+def test_gap_mid_record_keeps_the_framing_and_cuts_the_record() -> None:
+    """The record's header was read, so its end is known: it is delivered with the bytes
+    before the gap, and the next record is read in step (no resynchronisation)."""
     r = RecordReader()
     r.feed(CH_RECORD[:100], 1)
-    r.gap(50, 2)
-    assert r.feed(CH_RECORD[150:], 3) == []  # the rest of the lost record
+    assert r.gap(50, 2) == []
+    (cut,) = r.feed(CH_RECORD[150:], 3)
+    size = len(CH_RECORD) - 5
+    assert (cut.content_type, cut.payload, cut.size, cut.frame) == (22, CH_RECORD[5:100], size, 3)
+    assert cut.truncated and cut.lost == len(CH_RECORD) - 100 and not cut.after_gap
     assert r.feed(ALERT_RECORD, 4) == [Record(21, 0x0303, b"\x02\x28", 4)]
+    assert names(r) == []
+
+
+def test_gap_that_ends_a_record_keeps_the_framing() -> None:
+    r = RecordReader()
+    r.feed(CH_RECORD[:100], 1)
+    (cut,) = r.gap(len(CH_RECORD) - 100, 2)  # exactly the rest of the record
+    assert cut.frame == 2 and cut.size == len(CH_RECORD) - 5
+    assert r.feed(ALERT_RECORD, 3) == [Record(21, 0x0303, b"\x02\x28", 3)]
+    assert names(r) == []
+
+
+def test_gap_past_the_end_of_a_record_loses_the_framing_until_a_run_of_records() -> None:
+    r = RecordReader()
+    r.feed(CH_RECORD[:100], 1)
+    (cut,) = r.gap(len(CH_RECORD) - 100 + 3, 2)  # and 3 bytes of whatever came next
+    assert cut.truncated
+    assert r.lost
+    assert r.feed(b"\x17\x03\x03\x00\x30garbage", 3) == []  # no record fills this chunk
+    (resumed,) = r.feed(ALERT_RECORD, 4)
+    assert resumed.after_gap and resumed.content_type == 21
     assert names(r) == [("record_lost_in_gap", 2), ("record_resync", 4)]
+
+
+def test_resync_needs_a_consistent_run() -> None:
+    """After lost bytes any record type resumes the reading, but only when its record fills
+    the chunk exactly or is followed by another plausible header."""
+    r = RecordReader()
+    r.feed(CH_RECORD, 1)
+    r.gap(30, 2)
+    app = record(23, b"x" * 40)
+    assert r.feed(app + b"\x00\x01\x02\x03\x04", 3) == []  # followed by no header: no run
+    got = r.feed(app + CCS_RECORD, 4)
+    assert [(x.content_type, x.size, x.after_gap) for x in got] == [(23, 40, True), (20, 1, True)]
+    assert names(r) == [("record_resync", 4)]
 
 
 def test_gap_at_a_record_boundary() -> None:
     r = RecordReader()
     r.feed(CH_RECORD, 1)
     r.gap(30, 2)
-    assert r.feed(CCS_RECORD, 3) == []  # a CCS is too weak a signal to resynchronise on
-    assert r.feed(CH_RECORD, 4) == [Record(22, 0x0301, CH_RECORD[5:], 4)]
+    assert r.feed(CCS_RECORD[:3], 3) == []  # not enough to tell
+    assert r.feed(CH_RECORD, 4) == [Record(22, 0x0301, CH_RECORD[5:], 4, after_gap=True)]
     assert names(r) == [("record_resync", 4)]
 
 
@@ -454,13 +493,24 @@ def test_skimming_streams_a_large_body_past_without_buffering() -> None:
     assert _shape(out) == [(23, 0x0303, len(body), 13), (21, 0x0303, 2, 13)]
 
 
-def test_gap_while_skimming_a_body_loses_that_record() -> None:
+def test_gap_while_skimming_a_body_keeps_the_framing() -> None:
     r = RecordReader()
     r.feed(CH_RECORD, 1)
     r.skim = True
     assert r.feed(record(23, b"x" * 3000)[:1000], 2) == []
-    r.gap(500, 3)
-    assert r.feed(b"y" * 1505, 4) == []  # the rest of the lost record: not a record start
+    assert r.gap(500, 3) == []
+    assert _shape(r.feed(b"y" * 1505, 4)) == [(23, 0x0303, 3000, 4)]
+    assert _shape(r.feed(ALERT_RECORD, 5)) == [(21, 0x0303, 2, 5)]
+    assert names(r) == []
+
+
+def test_gap_past_a_skimmed_body_loses_the_framing() -> None:
+    r = RecordReader()
+    r.feed(CH_RECORD, 1)
+    r.skim = True
+    r.feed(record(23, b"x" * 3000)[:1000], 2)
+    assert _shape(r.gap(2500, 3)) == [(23, 0x0303, 3000, 3)]
+    assert r.feed(b"y" * 5, 4) == []
     assert _shape(r.feed(ALERT_RECORD, 5)) == [(21, 0x0303, 2, 5)]
     assert names(r) == [("record_lost_in_gap", 3), ("record_resync", 5)]
 

@@ -47,10 +47,10 @@ def test_fixture_clients_are_named(name: str, client: str, stack: str) -> None:
     (conn,) = [
         c
         for c in result.connections
-        if format_endpoint(*c.session.endpoints[c.session.client_dir]) == client
+        if format_endpoint(*c.endpoints[c.client_dir]) == client
     ]
     want = next(v for k, v in EXPECTED.items() if stack.startswith(k))
-    hint = likely_stack(conn.session.client_hellos[0])
+    hint = likely_stack(conn.client_hellos[0])
     if name in DEFAULT_CONFIG:
         assert hint is not None, (name, stack)
     if hint is not None:  # never a wrong name

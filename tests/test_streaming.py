@@ -21,11 +21,13 @@ from tlspcap.capture.model import TcpSegment
 from tlspcap.capture.reader import CaptureReader
 from tlspcap.diagnosis.engine import Options, StreamingDiagnosis, Verdict, diagnose_capture
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
+from tlspcap.facts.collect import collect
+from tlspcap.facts.model import ConnFacts
 from tlspcap.report import jsonfmt
 from tlspcap.report.spool import ConnectionSpool, SpooledConnections
 from tlspcap.report.summary import ConnectionReport
 from tlspcap.session import TlsSession
-from tlspcap.tcp.tracker import IDLE_SECONDS, LINGER_SECONDS, ConnectionTracker, TcpConnection
+from tlspcap.tcp.tracker import IDLE_SECONDS, LINGER_SECONDS, ConnectionTracker
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "fixtures" / "real"
@@ -74,45 +76,84 @@ def _sha256() -> object:
     return hashes.SHA256()
 
 
-def _emitted(path: Path, max_deferred: int) -> list[tuple[TcpConnection, Verdict]]:
-    out: list[tuple[TcpConnection, Verdict]] = []
+def _emitted(path: Path, spool_dir: str | None) -> list[tuple[ConnFacts, Verdict]]:
+    out: list[tuple[ConnFacts, Verdict]] = []
     options = batch.options_for(batch.Settings(ca_pem=CA_PEM))
-    diagnosis = StreamingDiagnosis(options, lambda c, v: out.append((c, v)), max_deferred)
+    diagnosis = StreamingDiagnosis(options, lambda c, v: out.append((c, v)), spool_dir)
     result = analyze_file(path, on_connection=diagnosis.add)
+    assert diagnosis.deferred > 0
+    if spool_dir is not None:  # what waits is on disk, as facts
+        assert len(list(Path(spool_dir).glob("facts-*.spool"))) == 1
     diagnosis.finish(result.last_ts)
+    assert not list(Path(spool_dir).iterdir()) if spool_dir is not None else True
     return out
 
 
-def test_verdicts_that_read_capture_wide_facts_wait_for_the_end() -> None:
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_verdicts_that_read_capture_wide_facts_wait_for_the_end(
+    on_disk: bool, tmp_path: Path
+) -> None:
     """sni_missing.pcap: the failures cite a later connection's answer (with SNI) to the
-    same server, so they are emitted after it, at the end; beyond the cap, early and said so."""
-    waited = _emitted(REAL / "sni_missing.pcap", max_deferred=100)
+    same server, so they are emitted after it, at the end, from facts spooled to disk."""
+    waited = _emitted(REAL / "sni_missing.pcap", str(tmp_path) if on_disk else None)
     failed = [c.index for c, v in waited if v.outcome == "failed"]
     established = [c.index for c, v in waited if v.outcome == "established"]
     assert failed and established
     assert [c.index for c, _ in waited] == established + failed  # failures held back
-    assert not any(a.name == "diagnosed_early" for c, _ in waited for a in c.session.anomalies)
-    capped = _emitted(REAL / "sni_missing.pcap", max_deferred=1)
-    early = [c for c, _ in capped if any(a.name == "diagnosed_early" for a in c.session.anomalies)]
-    assert len(early) == len(failed) - 1
+    assert {v.cause for c, v in waited if c.index in failed} == {"sni_missing"}
+
+
+def test_thousands_of_waiting_verdicts_do_not_change_with_the_capture_size(
+    tmp_path: Path,
+) -> None:
+    """No cap on the verdicts that wait: 3,000 copies of sni_missing.pcap's connections in one
+    capture get exactly the verdict each copy gets alone."""
+    template = _segments(REAL / "sni_missing.pcap")
+    alone = _emitted(REAL / "sni_missing.pcap", None)
+    want = {c.index: (v.outcome, v.cause) for c, v in alone}
+    per_copy = len(want)
+    out: list[tuple[ConnFacts, Verdict]] = []
+    options = batch.options_for(batch.Settings(ca_pem=CA_PEM))
+    diagnosis = StreamingDiagnosis(options, lambda c, v: out.append((c, v)), str(tmp_path))
+    tracker = ConnectionTracker(on_close=lambda c: diagnosis.add(collect(c)))
+    copies = 3000 // per_copy
+    for seg in _replayed(template, copies, 0.001, by_server=True):
+        tracker.feed(seg)
+    for conn in tracker.finish():
+        diagnosis.add(collect(conn))
+    diagnosis.finish(None)
+    assert diagnosis.deferred >= 1000
+    assert len(out) == copies * per_copy
+    for facts, verdict in out:
+        assert (verdict.outcome, verdict.cause) == want[facts.index % per_copy]
+    assert not any(a.name == "diagnosed_early" for c, _ in out for a in c.anomalies)
 
 
 # ---- the table holds only what is still open ----------------------------------------------
-def _template() -> list[TcpSegment]:
-    """The segments of one real, cleanly closed TLS 1.3 connection."""
-    with (REAL / "tls13_ok_curl_nginx.pcap").open("rb") as fh:
+def _segments(path: Path) -> list[TcpSegment]:
+    with path.open("rb") as fh:
         reader = CaptureReader(fh)
         segments = []
         for packet in reader.packets():
             seg = segment_decoder(packet.linktype)(packet)
             if seg is not None:
                 segments.append(seg)
+    return segments
+
+
+def _template() -> list[TcpSegment]:
+    """The segments of one real, cleanly closed TLS 1.3 connection."""
+    segments = _segments(REAL / "tls13_ok_curl_nginx.pcap")
     client_port = segments[0].sport
     return [s for s in segments if client_port in (s.sport, s.dport)]
 
 
-def _replayed(template: list[TcpSegment], copies: int, spacing: float) -> Iterator[TcpSegment]:
-    """``copies`` of the connection, one after another, each from its own client port."""
+def _replayed(
+    template: list[TcpSegment], copies: int, spacing: float, by_server: bool = False
+) -> Iterator[TcpSegment]:
+    """``copies`` of the segments, one after another: each copy from its own client port (or,
+    ``by_server``, with every address moved to a copy of its own, so each copy has its own
+    servers and ports stay as they are)."""
     base = template[0].ts
     client_port = template[0].sport
     frame = 0
@@ -120,13 +161,28 @@ def _replayed(template: list[TcpSegment], copies: int, spacing: float) -> Iterat
         port = 20000 + i
         for seg in template:
             frame += 1
-            yield replace(
-                seg,
-                frame=frame,
-                ts=seg.ts - base + i * spacing,
-                sport=port if seg.sport == client_port else seg.sport,
-                dport=port if seg.dport == client_port else seg.dport,
-            )
+            if by_server:
+                moved = replace(
+                    seg,
+                    frame=frame,
+                    ts=seg.ts - base + i * spacing,
+                    src=_moved(seg.src, i),
+                    dst=_moved(seg.dst, i),
+                )
+            else:
+                moved = replace(
+                    seg,
+                    frame=frame,
+                    ts=seg.ts - base + i * spacing,
+                    sport=port if seg.sport == client_port else seg.sport,
+                    dport=port if seg.dport == client_port else seg.dport,
+                )
+            yield moved
+
+
+def _moved(addr: bytes, copy: int) -> bytes:
+    """``addr`` moved into 10.x.y.z, one /24 per copy, keeping its last byte."""
+    return bytes((10, (copy >> 8) & 0xFF, copy & 0xFF, addr[-1]))
 
 
 @pytest.mark.parametrize("spacing", [LINGER_SECONDS * 1.5, IDLE_SECONDS * 1.2])
@@ -147,9 +203,9 @@ def test_closed_and_quiet_connections_are_retired_as_the_capture_goes_on(spacing
     idle: list[bool] = []
     diagnosis = StreamingDiagnosis(
         Options(),
-        lambda c, v: idle.append(any(a.name == "connection_idle" for a in c.session.anomalies)),
+        lambda c, v: idle.append(any(a.name == "connection_idle" for a in c.anomalies)),
     )
-    tracker = ConnectionTracker(factory, on_close=diagnosis.add)
+    tracker = ConnectionTracker(factory, on_close=lambda c: diagnosis.add(collect(c)))
     for seg in _replayed(template, 1000, spacing):
         tracker.feed(seg)
         peak = max(peak, len(alive))

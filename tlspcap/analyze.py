@@ -16,6 +16,8 @@ from tlspcap.capture.decode import segment_decoder
 from tlspcap.capture.model import Packet, TcpSegment
 from tlspcap.capture.reader import CaptureReader
 from tlspcap.errors import CaptureError, OutputError
+from tlspcap.facts.collect import collect
+from tlspcap.facts.model import ConnFacts
 from tlspcap.keylog import KeyLog
 from tlspcap.session import TlsSession
 from tlspcap.tcp.tracker import ConnectionTracker, TcpConnection
@@ -41,9 +43,9 @@ class CaptureResult:
     packets: int = 0
     truncated: bool = False
     """The file ended in the middle of a record: results are partial."""
-    connections: list[TcpConnection] = field(default_factory=list)
-    """TCP connections that carried TLS, in the order they started (empty when they were handed
-    to an ``on_connection`` callback instead)."""
+    connections: list[ConnFacts] = field(default_factory=list)
+    """The facts of each TCP connection that carried TLS, in the order they started (empty when
+    they were handed to an ``on_connection`` callback instead)."""
     anomalies: list[Anomaly] = field(default_factory=list)
     """File-level anomalies (capture format, link types, tracker)."""
     first_ts: float | None = None
@@ -58,7 +60,7 @@ def analyze_stream(
     stream: BinaryIO,
     name: str,
     keylog: KeyLog | None = None,
-    on_connection: Callable[[TcpConnection], None] | None = None,
+    on_connection: Callable[[ConnFacts], None] | None = None,
     on_progress: ReadProgress | None = None,
 ) -> CaptureResult:
     """Analyse a capture held in a binary stream.
@@ -67,10 +69,10 @@ def analyze_stream(
     log text of the file's own pcapng Decryption Secrets Blocks is added to it as the blocks are
     read (for this file only: ``keylog`` itself is not modified).
 
-    With ``on_connection``, each TLS connection is handed over as soon as it is over (closed,
-    quiet, evicted, or at the end of the capture: see :mod:`tlspcap.tcp.tracker`) and is not
-    kept: memory stays bounded whatever the capture's size. ``on_progress`` is called with the
-    bytes and the packets read so far every :data:`PROGRESS_PACKETS` packets.
+    With ``on_connection``, each TLS connection's facts are handed over as soon as it is over
+    (closed, quiet, evicted, or at the end of the capture: see :mod:`tlspcap.tcp.tracker`) and
+    are not kept: memory stays bounded whatever the capture's size. ``on_progress`` is called with
+    the bytes and the packets read so far every :data:`PROGRESS_PACKETS` packets.
     """
     result = CaptureResult(file=name)
     try:
@@ -81,7 +83,8 @@ def analyze_stream(
     result.format = reader.format
     secrets = KeyLog(base=keylog)  # a layer for this file's DSBs
     secrets_used = 0
-    tracker = ConnectionTracker(partial(TlsSession, keylog=secrets), on_close=on_connection)
+    on_close = None if on_connection is None else partial(_hand_over, on_connection)
+    tracker = ConnectionTracker(partial(TlsSession, keylog=secrets), on_close=on_close)
     decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
     for packet in reader.packets():
         if on_progress is not None and not packet.frame % PROGRESS_PACKETS:
@@ -99,7 +102,7 @@ def analyze_stream(
         segment = decoder(packet)
         if segment is not None:
             tracker.feed(segment)
-    result.connections = tracker.finish()
+    result.connections = [collect(c) for c in tracker.finish()]
     result.anomalies = reader.anomalies + tracker.anomalies + result.anomalies
     result.truncated = reader.truncated
     result.secrets = list(reader.secrets)
@@ -111,10 +114,15 @@ def analyze_stream(
     return result
 
 
+def _hand_over(on_connection: Callable[[ConnFacts], None], conn: TcpConnection) -> None:
+    """Give a retired connection's facts to ``on_connection`` (the connection is then dropped)."""
+    on_connection(collect(conn))
+
+
 def analyze_file(
     path: Path,
     keylog: KeyLog | None = None,
-    on_connection: Callable[[TcpConnection], None] | None = None,
+    on_connection: Callable[[ConnFacts], None] | None = None,
     on_progress: ReadProgress | None = None,
 ) -> CaptureResult:
     """Analyse one capture file; an unreadable file gives a result with ``error`` set.

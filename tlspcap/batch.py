@@ -25,12 +25,12 @@ from tlspcap.analyze import CaptureResult, ReadProgress, analyze_file
 from tlspcap.diagnosis.certcheck import TrustStore, load_pem_roots
 from tlspcap.diagnosis.engine import Options, StreamingDiagnosis, Verdict, default_trust
 from tlspcap.errors import OutputError
+from tlspcap.facts.model import ConnFacts
 from tlspcap.keylog import KeyLog
 from tlspcap.report import jsonfmt, text
 from tlspcap.report.html import ladder_events
 from tlspcap.report.spool import ConnectionSpool
 from tlspcap.report.summary import ConnectionReport, FileReport, error_report
-from tlspcap.tcp.tracker import TcpConnection
 
 ProgressCallback = Callable[[int, FileReport], None]
 """Called in the parent with (index of the file in the input, its report) as each finishes."""
@@ -80,7 +80,7 @@ def options_for(settings: Settings) -> Options:
 
 
 def connection_report(
-    conn: TcpConnection, verdict: Verdict, formats: frozenset[str] | None = None
+    conn: ConnFacts, verdict: Verdict, formats: frozenset[str] | None = None
 ) -> ConnectionReport:
     """One connection's results as plain data for ``formats`` (None: every format)."""
     want_text = formats is None or not formats.isdisjoint(TEXT_PART_FORMATS)
@@ -123,15 +123,15 @@ def analyze_one(
     gc.disable()
     kept: list[tuple[int, ConnectionReport]] = []
 
-    def emit(conn: TcpConnection, verdict: Verdict) -> None:
+    def emit(conn: ConnFacts, verdict: Verdict) -> None:
         report = connection_report(conn, verdict, settings.formats)
         if spool is not None:
             spool.add(conn.index, report)
         else:
             kept.append((conn.index, report))
 
+    diagnosis = StreamingDiagnosis(options_for(settings), emit, settings.spool_dir)
     try:
-        diagnosis = StreamingDiagnosis(options_for(settings), emit)
         result = analyze_file(Path(path), settings.keylog, diagnosis.add, progress)
         diagnosis.finish(result.last_ts)
         connections: Sequence[ConnectionReport]
@@ -141,10 +141,12 @@ def analyze_one(
             connections = [report for _, report in sorted(kept, key=lambda e: e[0])]
         return FileReport(meta=jsonfmt.capture_meta(result), connections=connections, size=size)
     except OutputError as exc:  # e.g. the disk filled up under the spool
+        diagnosis.discard()
         if spool is not None:
             spool.discard()
         return error_report(path, str(exc), size)
     except Exception as exc:  # a tlspcap bug: isolate it to this file
+        diagnosis.discard()
         if spool is not None:
             spool.discard()
         return error_report(path, internal_error(exc), size)

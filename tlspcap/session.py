@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 
 from tlspcap.anomaly import Anomaly, CappedList
 from tlspcap.errors import DecodeError
+from tlspcap.facts.model import MAX_GAPS, EncryptedRecord, GapFacts, MessageFacts
 from tlspcap.keylog import CLIENT_RANDOM, KeyLog
 from tlspcap.tcp.reassembly import Gap, Piece
 from tlspcap.tls import codec
@@ -62,7 +63,7 @@ from tlspcap.tls.records import (
     Record,
     RecordReader,
 )
-from tlspcap.tls.registry import cipher_name, cipher_properties
+from tlspcap.tls.registry import cipher_name, cipher_properties, handshake_name
 
 HISTORY_LETTERS = {
     0: "H", 1: "C", 2: "S", 3: "V", 4: "T", 5: "E", 8: "O", 11: "X", 12: "K", 13: "R",
@@ -70,6 +71,13 @@ HISTORY_LETTERS = {
 }  # fmt: skip
 """Zeek ``ssl_history`` letters by handshake type (client upper case, server lower case)."""
 MAX_HISTORY = 100
+MAX_MESSAGES = 64
+"""Handshake messages listed per connection (the hellos and certificates are kept apart)."""
+SERVER_ONLY_MESSAGES = frozenset({4, 8, 12, 13, 14, 22})
+"""NewSessionTicket, EncryptedExtensions, ServerKeyExchange, CertificateRequest,
+ServerHelloDone, CertificateStatus: only a server sends them."""
+CLIENT_ONLY_MESSAGES = frozenset({16})
+"""ClientKeyExchange."""
 MAX_ALERTS = 64
 """Alerts kept per connection (a flood of alert records is counted, not kept)."""
 MAX_ENCRYPTED_LOG = 64
@@ -92,16 +100,6 @@ def _tls13_decryptable(version: int) -> bool:
 
 
 @dataclass(slots=True)
-class EncryptedRecord:
-    """An encrypted record's place in the conversation (for TLS 1.3 inferences)."""
-
-    direction: int
-    content_type: int
-    length: int
-    frame: int
-
-
-@dataclass(slots=True)
 class Side:
     """What one direction of the connection sent."""
 
@@ -114,9 +112,8 @@ class Side:
     application_records: int = 0
     application_bytes: int = 0
     first_application_frame: int | None = None
-    fin_frame: int | None = None
-    rst_frame: int | None = None
-    gap_frames: list[int] = field(default_factory=list)
+    gaps: list[GapFacts] = field(default_factory=list)
+    gap_count: int = 0
     certificates: list[CertificateMessage] = field(default_factory=list)
     last_frame: int | None = None
     """Last frame that carried TLS bytes from this side."""
@@ -153,7 +150,9 @@ class TlsSession:
         """(address, port) of direction 0's sender and of direction 1's sender."""
         self.client_dir = 0
         """Direction index of the client (0 = the TCP initiator unless a hello says otherwise)."""
-        self._role_fixed = False
+        self.role_from: str | None = None
+        """What decided the roles (see :attr:`tlspcap.facts.model.ConnFacts.role_from`);
+        None while nothing in the TLS content did."""
         self.sides = (Side(), Side())
         self.client_hellos: list[ClientHello] = []
         self.server_hellos: list[ServerHello] = []
@@ -161,7 +160,13 @@ class TlsSession:
         self.server_hello_done_frame: int | None = None
         self._alerts: CappedList[tuple[int, Alert]] = CappedList(MAX_ALERTS)
         self.encrypted_log: list[EncryptedRecord] = []
-        self.history = ""
+        self.letters: list[tuple[int, str]] = []
+        """History letters with their sender's direction (the case follows the roles, which
+        may be decided only later in a capture that starts mid-handshake)."""
+        self.messages: list[MessageFacts] = []
+        """Handshake messages read, in order (at most :data:`MAX_MESSAGES`)."""
+        self._cert_request_dir: int | None = None
+        self._first_certificate_dir: int | None = None
         self.anomalies: CappedList[Anomaly] = CappedList()
         self.version: int | None = None
         """Negotiated version (from the last real ServerHello)."""
@@ -218,22 +223,49 @@ class TlsSession:
             out.append(a if a.sender == sender else _with_sender(a, sender))
         return out
 
-    def _fix_role(self, direction: int, is_client: bool) -> None:
-        if not self._role_fixed:
+    @property
+    def history(self) -> str:
+        """Zeek-style history: client letters upper case, server letters lower case."""
+        client = self.client_dir
+        return "".join(x if d == client else x.lower() for d, x in self.letters)
+
+    def _certificate_from(self, direction: int) -> None:
+        """A Certificate alone does not tell the roles: the client sends one too when asked, and
+        a capture may start after the request. It is the tie-breaker of :meth:`finish`."""
+        if self._first_certificate_dir is None:
+            self._first_certificate_dir = direction
+
+    def _fix_role(self, direction: int, is_client: bool, source: str) -> None:
+        if self.role_from is None:
             self.client_dir = direction if is_client else 1 - direction
-            self._role_fixed = True
+            self.role_from = source
 
     # ---- input from the TCP layer ------------------------------------------------------
     def data(self, direction: int, piece: Piece) -> None:
         """Take one reassembled piece of a direction's stream."""
         side = self.sides[direction]
         if isinstance(piece, Gap):
-            side.gap_frames.append(piece.frame)
-            side.reader.gap(piece.size, piece.frame)
-            side.assembler.reset()
-            self.anomalies.append(
-                Anomaly("tcp_gap", piece.frame, f"{piece.size} bytes missing from the capture")
-            )
+            if not piece.snaplen:  # (what the snap length cut is summed up per direction)
+                side.gap_count += 1
+                if len(side.gaps) < MAX_GAPS:
+                    side.gaps.append(GapFacts(piece.frame, piece.size, piece.offset))
+                self.anomalies.append(
+                    Anomaly("tcp_gap", piece.frame, f"{piece.size} bytes missing from the capture")
+                )
+            for record in side.reader.gap(piece.size, piece.frame):
+                self._record(direction, side, record)
+            if side.reader.lost:
+                side.assembler.reset()
+                if self._keys[direction] is not None:
+                    self._keys[direction] = None  # the record sequence number is lost with them
+                    self.anomalies.append(
+                        Anomaly(
+                            "decryption_stopped",
+                            piece.frame,
+                            f"{self.role(direction)} records were lost from the capture: the "
+                            "rest of this direction is left undecrypted",
+                        )
+                    )
             return
         if side.first_data_frame is None:
             side.first_data_frame = piece[1]
@@ -247,22 +279,13 @@ class TlsSession:
                 self.frame_times.setdefault(record.frame, self.now)
             self._record(direction, side, record)
 
-    def fin(self, direction: int, frame: int) -> None:
-        """A FIN from ``direction``."""
-        side = self.sides[direction]
-        self.frame_times.setdefault(frame, self.now)
-        if side.fin_frame is None:
-            side.fin_frame = frame
-
-    def rst(self, direction: int, frame: int) -> None:
-        """A RST from ``direction``."""
-        side = self.sides[direction]
-        self.frame_times.setdefault(frame, self.now)
-        if side.rst_frame is None:
-            side.rst_frame = frame
-
     def finish(self) -> None:
         """The connection's data has all been fed: collect reader anomalies, free buffers."""
+        if self.role_from is None and self._first_certificate_dir is not None:
+            # Nothing else told the roles: the side that sent the first Certificate is the
+            # server, unless the other side asked it for one.
+            d = self._first_certificate_dir
+            self._fix_role(d, self._cert_request_dir not in (None, d), "server_message")
         dropped = self._alerts.dropped + self.anomalies.dropped
         for side in self.sides:
             self.anomalies.extend(side.reader.anomalies)
@@ -291,14 +314,16 @@ class TlsSession:
         if collapse and self._last_letter == (direction, letter):
             return
         self._last_letter = (direction, letter)
-        if len(self.history) < MAX_HISTORY:
-            self.history += letter if direction == self.client_dir else letter.lower()
+        if len(self.letters) < MAX_HISTORY:
+            self.letters.append((direction, letter))
 
     def _record(self, direction: int, side: Side, record: Record) -> None:
         self._frame = record.frame
         ct = record.content_type
         # (a skimmed record has no body: its direction has no keys, nothing to decrypt)
-        if (
+        if side.encrypted and record.lost:
+            self._skip_encrypted(direction)  # read by its size alone, like a keyless one
+        elif (
             side.encrypted
             and not record.skipped
             and not record.sslv2
@@ -311,15 +336,17 @@ class TlsSession:
             self._letter(direction, "I")
             if side.ccs_frame is None:
                 side.ccs_frame = record.frame
-            if self.version is not None and not is_tls13(self.version):
+            if self.version is None or not is_tls13(self.version):
+                # Encrypted from here (with the version unknown, the ServerHello not being in
+                # the capture, too: in TLS 1.3 a client's records after its CCS are encrypted
+                # as well). New keys from here, and again after a renegotiation.
                 side.encrypted = True
-                # New keys from here (and again after a renegotiation).
                 self._keys[direction] = None
                 self._keys_looked_up[direction] = False
         elif ct == CT_ALERT:
             self._alert(direction, side, record)
         elif ct == CT_HANDSHAKE and not side.encrypted:
-            for msg in side.assembler.feed(record.payload, record.frame):
+            for msg in side.assembler.feed(record.payload, record.frame, record.lost):
                 self._message(direction, side, msg)
         elif ct == CT_HANDSHAKE:
             if not side.encrypted_handshake_records and not self._tls13:
@@ -368,6 +395,13 @@ class TlsSession:
             return
         if side.encrypted:  # NULL cipher: plaintext followed by a MAC
             payload = payload[:2]
+        elif len(payload) > 2 and any(level not in (1, 2) for level in payload[::2]):
+            # Not alerts in the clear: encrypted under keys negotiated out of the capture's
+            # sight (its hellos are not in it).
+            alert = Alert(record.frame, "", None, None, True, record.size)
+            self._alerts.append((direction, alert))
+            self._log_encrypted(direction, record)
+            return
         if len(payload) % 2 or not payload:
             self.anomalies.append(
                 Anomaly("malformed_alert", record.frame, f"alert record of {len(payload)} bytes")
@@ -382,7 +416,10 @@ class TlsSession:
     def _message(self, direction: int, side: Side, msg: HandshakeMessage) -> None:
         problems: list[str] = []
         try:
-            self._dispatch(direction, side, msg, problems)
+            if msg.truncated:
+                self._truncated(direction, side, msg, problems)
+            else:
+                self._dispatch(direction, side, msg, problems)
         except DecodeError as exc:
             self.anomalies.append(
                 Anomaly(f"malformed_handshake_{msg.msg_type}", msg.frame, str(exc))
@@ -390,39 +427,92 @@ class TlsSession:
         for name in problems:
             self.anomalies.append(Anomaly(name, msg.frame))
 
+    def _truncated(
+        self, direction: int, side: Side, msg: HandshakeMessage, problems: list[str]
+    ) -> None:
+        """A message the capture holds only the start of: read what it reached, say so."""
+        t = msg.msg_type
+        self.anomalies.append(
+            Anomaly(
+                "truncated_handshake_message",
+                msg.frame,
+                f"{handshake_name(t)}: {len(msg.body)} of {msg.length} bytes "
+                "captured; read as far as they go",
+            )
+        )
+        if len(self.messages) < MAX_MESSAGES:
+            self.messages.append(MessageFacts(direction, t, msg.frame, msg.length, True))
+        if t == 1:
+            self._fix_role(direction, True, "client_hello")
+            self._letter(direction, "C")
+            if len(msg.body) >= 34:
+                self.client_hellos.append(
+                    codec.parse_client_hello(msg.body, msg.frame, problems, truncated=True)
+                )
+        elif t == 2:
+            self._fix_role(direction, False, "server_hello")
+            self._letter(direction, "S")
+        elif t == 11:
+            self._certificate_from(direction)
+            self._letter(direction, "X")
+            side.certificates.append(
+                codec.parse_certificate(msg.body, msg.frame, self._tls13, truncated=True)
+            )
+        elif t == 13:
+            self._fix_role(direction, False, "certificate_request")
+            self._cert_request_dir = direction
+            self.certificate_request = CertificateRequest(msg.frame)
+            self._letter(direction, "R")
+        else:
+            if t in SERVER_ONLY_MESSAGES:
+                self._fix_role(direction, False, "server_message")
+            elif t in CLIENT_ONLY_MESSAGES:
+                self._fix_role(direction, True, "client_message")
+            self._letter(direction, HISTORY_LETTERS.get(t, "Z"))
+
     def _dispatch(
         self, direction: int, side: Side, msg: HandshakeMessage, problems: list[str]
     ) -> None:
         t = msg.msg_type
+        if len(self.messages) < MAX_MESSAGES:
+            self.messages.append(MessageFacts(direction, t, msg.frame, len(msg.body)))
         if t == 1:
-            self._fix_role(direction, True)
+            self._fix_role(direction, True, "client_hello")
             self.client_hellos.append(codec.parse_client_hello(msg.body, msg.frame, problems))
             self._letter(direction, "C")
         elif t == 2:
-            self._fix_role(direction, False)
+            self._fix_role(direction, False, "server_hello")
             sh = codec.parse_server_hello(msg.body, msg.frame, problems)
             self.server_hellos.append(sh)
             self._letter(direction, "J" if sh.hello_retry_request else "S")
             if not sh.hello_retry_request:
                 self._negotiated(sh)
         elif t == 11:
+            self._certificate_from(direction)
             cert = codec.parse_certificate(msg.body, msg.frame, self._tls13)
             side.certificates.append(cert)
             self._letter(direction, "X")
         elif t == 13:
+            self._fix_role(direction, False, "certificate_request")
+            self._cert_request_dir = direction
             self.certificate_request = codec.parse_certificate_request(
                 msg.body, msg.frame, self.version or 0x0303
             )
             self._letter(direction, "R")
-        elif t == 14:
-            self.server_hello_done_frame = msg.frame
-            self._letter(direction, "N")
-        elif t == HS_FINISHED:
-            if side.finished_frame is None:
-                side.finished_frame = msg.frame
-            self._letter(direction, "F")
         else:
-            self._letter(direction, HISTORY_LETTERS.get(t, "Z"))
+            if t in SERVER_ONLY_MESSAGES:
+                self._fix_role(direction, False, "server_message")
+            elif t in CLIENT_ONLY_MESSAGES:
+                self._fix_role(direction, True, "client_message")
+            if t == 14:
+                self.server_hello_done_frame = msg.frame
+                self._letter(direction, "N")
+            elif t == HS_FINISHED:
+                if side.finished_frame is None:
+                    side.finished_frame = msg.frame
+                self._letter(direction, "F")
+            else:
+                self._letter(direction, HISTORY_LETTERS.get(t, "Z"))
 
     def _negotiated(self, sh: ServerHello) -> None:
         self.version = sh.version
@@ -491,6 +581,16 @@ class TlsSession:
                 Anomaly("unknown_content_type", record.frame, f"decrypted content type {inner}")
             )
         return True
+
+    def _skip_encrypted(self, direction: int) -> None:
+        """An encrypted record the capture cut cannot be opened: step its sequence number, so
+        the records after it still decrypt (AEAD nonces depend on nothing else)."""
+        if not self._keys_looked_up[direction]:
+            self._keys_looked_up[direction] = True
+            self._keys[direction] = self._find_keys(direction)
+        keys = self._keys[direction]
+        if keys is not None:
+            keys.decryptor.seq += 1
 
     def _find_keys(self, direction: int) -> _Keys | None:
         """Keys of a direction from the key log, or None (no key log, no secret, unsupported)."""
@@ -572,13 +672,13 @@ class TlsSession:
         kind = record.payload[:1]
         try:
             if kind == b"\x01":
-                self._fix_role(direction, True)
+                self._fix_role(direction, True, "client_hello")
                 self.client_hellos.append(
                     codec.parse_sslv2_client_hello(record.payload, record.frame)
                 )
                 self._letter(direction, "C")
             elif kind == b"\x04":
-                self._fix_role(direction, False)
+                self._fix_role(direction, False, "server_hello")
                 sh = codec.parse_sslv2_server_hello(record.payload, record.frame)
                 self.server_hellos.append(sh)
                 self.version, self.cipher = sh.version, sh.cipher_suite

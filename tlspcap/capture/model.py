@@ -62,6 +62,18 @@ class TcpSegment:
     """TCP payload bytes present in the capture."""
     missing: int = 0
     """Payload bytes the segment carried on the wire but the capture cut off (snaplen)."""
+    ttl: int = -1
+    """IPv4 TTL or IPv6 hop limit of the innermost IP header (-1 when unknown)."""
+    ip_id: int = -1
+    """IPv4 identification (-1 when there is none)."""
+    window: int = 0
+    """Raw TCP window field."""
+    options: bytes = b""
+    """Raw TCP option bytes (empty when the data offset is 5)."""
+    tunnel: str | None = None
+    """Encapsulation, outermost first (one shared string per distinct tunnel)."""
+    fragments: int = 0
+    """IP fragments the segment was reassembled from (0: not fragmented)."""
 
 
 def format_endpoint(addr: bytes, port: int) -> str:

@@ -255,11 +255,14 @@ def check_chain(
     host: str | None,
     store: TrustStore,
     extra: Sequence[x509.Certificate] = (),
+    complete: bool = True,
 ) -> list[CertFinding]:
     """Every finding for a chain as sent, judged at ``at`` against ``store``.
 
     ``extra`` are certificates seen elsewhere in the capture: they may supply a missing
     intermediate to tell "intermediate missing from this chain" from "untrusted root".
+    ``complete`` False: the capture holds only the first certificates of the chain (it cut the
+    message), so nothing is said about the path to a root, only about the certificates held.
 
     Parsed certificates, key/signature strength, the host name check and the path walk are
     cached by DER (and host); validity is judged at ``at`` on every call.
@@ -278,7 +281,8 @@ def check_chain(
         findings += _strength(der, i)
     if host:
         findings += _leaf_hostname_findings(parsed_der[0], host)
-    findings += _path_findings(parsed_der, store, extra)
+    if complete:
+        findings += _path_findings(parsed_der, store, extra)
     return findings
 
 

@@ -1,10 +1,17 @@
-"""The rules after the ServerHello: certificates, completion, TLS 1.3 sizes, closes."""
+"""The rules after the server answered: certificates, completion, TLS 1.3 sizes, closes.
+
+The ClientHello may be missing (a capture that starts late, or holds the server's side only)
+and so may the ServerHello (cut by the snap length, or lost in a gap with what followed it
+still read). Each rule uses what is there; the first side to give up, in capture order, is the
+one that rejected, and the reason is looked for in what the other side had just sent.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from tlspcap.certs import capture_datetime
+from tlspcap.diagnosis.alerts import client_alert_cause
 from tlspcap.diagnosis.certcheck import CertFinding, TrustStore, check_chain
 from tlspcap.diagnosis.context import (
     A_BAD_CERT,
@@ -22,38 +29,65 @@ from tlspcap.diagnosis.context import (
     describe_alert,
     first_alert_frame,
     first_fatal,
-    hello_text,
     offered_versions,
     vname,
 )
-from tlspcap.diagnosis.model import ESTABLISHED, FAILED, INCOMPLETE, Finding, Verdict
+from tlspcap.diagnosis.model import (
+    ESTABLISHED,
+    FAILED,
+    INCOMPLETE,
+    INFERRED,
+    OBSERVED,
+    PROOF,
+    Finding,
+    Verdict,
+)
+from tlspcap.diagnosis.sides import (
+    ALERT_RECORD,
+    ENCRYPTED_ALERT_MAX,
+    FIN,
+    ack_growth,
+    first_stop,
+    hello_line,
+    records_lost,
+    seen,
+    starts_late,
+)
 from tlspcap.diagnosis.tls13 import (
     ALERT_SIZED,
     EMPTY_CERTIFICATE_RECORD,
     Tls13View,
-    finished_record_size,
+    finished_record_sizes,
     tls13_view,
 )
-from tlspcap.session import TlsSession, is_tls13
+from tlspcap.facts.model import ConnFacts
+from tlspcap.session import is_tls13
 from tlspcap.tls.messages import Alert, ClientHello, ServerHello
+from tlspcap.tls.records import CT_APPLICATION_DATA, CT_HANDSHAKE
 from tlspcap.tls.registry import cipher_name
 
+CCS_RECORD = 6
+"""A ChangeCipherSpec record on the wire (TLS 1.3 clients send one before their flight)."""
 
-# ---- after the ServerHello --------------------------------------------------------------
-def after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdict:
-    """The verdict of a connection whose ClientHello got a ServerHello."""
-    s = ctx.s
-    tls13 = is_tls13(sh.version)
+
+# ---- after the server's answer ------------------------------------------------------------
+def after_server_hello(ctx: Context, ch: ClientHello | None, sh: ServerHello | None) -> Verdict:
+    """The verdict of a connection whose server answered in TLS (``sh`` None: its ServerHello
+    is not readable, what followed is)."""
+    f = ctx.f
+    tls13 = is_tls13(sh.version) if sh is not None else _tls13_by_records(f)
     findings = _certificate_findings(ctx, ch)
     v = _completion(ctx, ch, sh, tls13, findings)
     shown = {v.cause}
-    for f in findings:
-        if f.code not in shown:
-            v.secondary.append(Finding(f.code, cert_frame(s), f.text))
-            shown.add(f.code)
+    if v.cause == "hostname_mismatch":
+        shown.add("cn_only_certificate")
+    for finding in findings:
+        if finding.code not in shown:
+            v.secondary.append(Finding(finding.code, cert_frame(f), finding.text))
+            shown.add(finding.code)
     if (
         tls13
-        and not s.server.certificates
+        and not f.server.certificates
         and v.outcome != ESTABLISHED
         and not any("--keylog" in e.text for e in v.evidence)
     ):
@@ -65,27 +99,59 @@ def after_server_hello(ctx: Context, ch: ClientHello, sh: ServerHello) -> Verdic
     return v
 
 
-def _certificate_findings(ctx: Context, ch: ClientHello) -> list[CertFinding]:
-    s = ctx.s
-    if not s.server.certificates or not s.server.certificates[0].chain:
+def _tls13_by_records(f: ConnFacts) -> bool:
+    """Without a readable ServerHello: TLS 1.3 when the server's handshake after its hello
+    travels in application_data records (TLS 1.2 sends Certificate and the rest in the clear)."""
+    server = f.server_dir
+    if any(m.direction == server and m.msg_type in (11, 12, 14) for m in f.messages):
+        return False
+    if any(r.content_type == CT_HANDSHAKE for r in f.encrypted_log):
+        return False  # an encrypted Finished in a handshake record: TLS 1.2 or older
+    return any(
+        r.direction == server and r.content_type == CT_APPLICATION_DATA for r in f.encrypted_log
+    )
+
+
+def _certificate_findings(ctx: Context, ch: ClientHello | None) -> list[CertFinding]:
+    f = ctx.f
+    if not f.server.certificates or not f.server.certificates[0].chain:
         return []
-    msg = s.server.certificates[0]
+    msg = f.server.certificates[0]
     at = capture_datetime(ctx.time_of(msg.frame))
-    host = ch.sni or ctx.opts.host
+    host = (ch.sni if ch is not None else None) or ctx.opts.host
     trust = ctx.opts.trust or TrustStore([])
-    return check_chain(msg.chain, at, host, trust, ctx.know.certificates)
+    return check_chain(
+        msg.chain, at, host, trust, ctx.know.certificates, complete=not msg.truncated
+    )
 
 
-def _blame_certificate(v: Verdict, s: TlsSession, findings: list[CertFinding]) -> Verdict:
+def _chain_whole(f: ConnFacts) -> bool:
+    """The server's whole chain is in the capture (not encrypted, not cut)."""
+    certs = f.server.certificates
+    return bool(certs) and not certs[0].truncated
+
+
+def _blame_certificate(v: Verdict, f: ConnFacts, findings: list[CertFinding]) -> Verdict:
     """The client gave up after seeing the certificate: its worst finding is the cause."""
-    cert = _cert_cause(findings, None)
+    cert = _cert_cause(findings, None, rejected=True)
     v.cause = cert.code if cert else "unknown"
     if cert:
-        v.add(cert_frame(s), cert.text)
+        v.confidence = OBSERVED
+        v.add(cert_frame(f), cert.text)
+    elif f.server.certificates and f.server.certificates[0].truncated:
+        v.add(
+            cert_frame(f),
+            "the capture cut the server's Certificate message: the certificates it does not "
+            "hold whole could not be checked",
+        )
     return v
 
 
-def _cert_cause(findings: list[CertFinding], alert: Alert | None) -> CertFinding | None:
+def _cert_cause(
+    findings: list[CertFinding], alert: Alert | None, rejected: bool = False
+) -> CertFinding | None:
+    """The finding that best explains a rejection: the one the alert names, else by priority.
+    A name given only in the subject CN explains a rejection (current clients ignore the CN)."""
     codes = {f.code: f for f in findings}
     if alert is not None and alert.description in ALERT_TO_CERT_CAUSE:
         for code in ALERT_TO_CERT_CAUSE[alert.description]:
@@ -94,24 +160,64 @@ def _cert_cause(findings: list[CertFinding], alert: Alert | None) -> CertFinding
     for code in CERT_PRIORITY:
         if code in codes:
             return codes[code]
+    cn_only = codes.get("cn_only_certificate")
+    if cn_only is not None and (rejected or alert is not None):
+        return CertFinding(
+            "hostname_mismatch",
+            cn_only.text + " (Go, browsers and other current stacks do)",
+            cn_only.index,
+        )
     return None
 
 
+def _answer_line(f: ConnFacts, sh: ServerHello | None) -> tuple[int | None, str]:
+    if sh is not None:
+        return sh.frame, f"the server chose {vname(sh.version)} with {cipher_name(sh.cipher_suite)}"
+    server = f.server_dir
+    frames = [m.frame for m in f.messages if m.direction == server]
+    cut = [m for m in f.messages if m.direction == server and m.msg_type == 2]
+    if not cut and starts_late(f) and not f.client_hellos:
+        return f.first_frame, "the capture starts after the hellos: the ServerHello is not in it"
+    if cut:
+        return cut[0].frame, (
+            "the server answered with a ServerHello the capture cut too short to read (snap "
+            "length): the version and suite it chose are not in the capture"
+        )
+    return (min(frames) if frames else f.server.first_data_frame), (
+        "the server answered in TLS; its ServerHello was lost from the capture, the messages "
+        "after it are read"
+    )
+
+
 def _completion(
-    ctx: Context, ch: ClientHello, sh: ServerHello, tls13: bool, findings: list[CertFinding]
+    ctx: Context,
+    ch: ClientHello | None,
+    sh: ServerHello | None,
+    tls13: bool,
+    findings: list[CertFinding],
 ) -> Verdict:
-    s = ctx.s
-    view = tls13_view(s) if tls13 else None
+    f = ctx.f
+    view = tls13_view(f) if tls13 and seen(f.client) else None
     done = _handshake_done(ctx, sh, view)
     # After the handshake, an encrypted alert is as likely a close_notify as a fatal alert:
     # it is judged as a close (by its timing), not as a rejection.
-    alerts = s.alerts
+    alerts = f.alerts
     client_alert = first_fatal([a for a in alerts if a.sender == "client"], not done)
     server_alert = first_fatal([a for a in alerts if a.sender == "server"], not done)
     v = Verdict(FAILED)
-    v.add(ch.frame, hello_text(ch))
-    v.add(sh.frame, f"the server chose {vname(sh.version)} with {cipher_name(sh.cipher_suite)}")
-    gaps = s.server.gap_frames + s.client.gap_frames
+    v.add(*hello_line(f, ch))
+    v.add(*_answer_line(f, sh))
+    if not seen(f.client):
+        return _server_side_only(ctx, v, sh, tls13, findings)
+    first = _earliest(client_alert, server_alert)
+    client_quit = _client_quits_first(ctx, done, first)
+    if client_quit is not None:
+        return client_quit(v, findings)
+    if first is not None and first is client_alert:
+        return _client_rejects(ctx, v, ch, sh, first, findings)
+    if first is not None and first is server_alert:
+        return _server_rejects(ctx, v, ch, first)
+    gaps = f.server.gap_frames + f.client.gap_frames
     if gaps and not done:
         v.outcome, v.cause = INCOMPLETE, "unknown"
         v.add(
@@ -120,26 +226,252 @@ def _completion(
             "what followed cannot be read",
         )
         return v
-    first = _earliest(client_alert, server_alert)
-    if first is not None and first is client_alert:
-        return _client_rejects(ctx, v, ch, sh, first, findings)
-    if first is not None and first is server_alert:
-        return _server_rejects(ctx, v, ch, first)
     if view is not None:
         return _tls13_completion(ctx, v, ch, sh, findings, view)
-    return _outcome(ctx, v, ch, done, findings, _usage12(s))
+    return _outcome(ctx, v, ch, done, findings, _usage12(f))
 
 
-def _handshake_done(ctx: Context, sh: ServerHello, view: Tls13View | None) -> bool:
+class _Quit:
+    """The client closed (FIN or RST) before the handshake completed and before any alert:
+    it rejected what the server had sent."""
+
+    def __init__(self, ctx: Context, frame: int, how: str) -> None:
+        self.ctx, self.frame, self.how = ctx, frame, how
+
+    def __call__(self, v: Verdict, findings: list[CertFinding]) -> Verdict:
+        v.gave_up = "client"
+        v.add(
+            self.frame,
+            f"the client closed the connection ({self.how}) without an alert, before the "
+            "handshake completed: it rejected the server's flight",
+        )
+        return _blame_certificate(v, self.ctx.f, findings)
+
+
+def _client_quits_first(ctx: Context, done: bool, alert: Alert | None) -> _Quit | None:
+    """The client's FIN or RST comes before any fatal alert of either side, with the handshake
+    unfinished and a server certificate to judge: it gave up first, and a later alert from the
+    server is only its reaction."""
+    f = ctx.f
+    if done or not f.server.certificates:
+        return None
+    stop = first_stop(f, "client", include_encrypted=False)
+    if stop is None or stop.kind == "alert" or (alert is not None and alert.frame < stop.frame):
+        return None
+    server_stop = first_stop(f, "server", include_encrypted=False)
+    if server_stop is not None and server_stop.frame < stop.frame:
+        return None
+    if f.client.ccs_frame is not None and f.client.ccs_frame < stop.frame:
+        return None  # it went on with the handshake: the rules for completion judge it
+    return _Quit(ctx, stop.frame, stop.kind)
+
+
+def _server_side_only(
+    ctx: Context,
+    v: Verdict,
+    sh: ServerHello | None,
+    tls13: bool,
+    findings: list[CertFinding],
+) -> Verdict:
+    """Only the server's packets are in the capture: its ACKs tell what the client sent after
+    the server's flight, its own messages how far the handshake went."""
+    f = ctx.f
+    v.add(None, "the server's packets and acknowledgements still show what the client did")
+    server = f.server_dir
+    frames = [m.frame for m in f.messages if m.direction == server]
+    flight_end = max(frames) if frames else v.evidence[-2].frame
+    reply = ack_growth(f, "server", flight_end) if flight_end is not None else None
+    if reply is None:
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add(
+            None,
+            "the server's packets do not show the start of the client's stream: what the "
+            "client sent after the server's flight cannot be told",
+        )
+        return v
+    if tls13:
+        return _server_only_tls13(ctx, v, sh, reply, findings)
+    return _server_only_tls12(ctx, v, reply, findings)
+
+
+def _alert_answer(v: Verdict, f: ConnFacts, frame: int | None, sent: int) -> Verdict:
+    v.gave_up = "client"
+    v.add(
+        frame,
+        f"after the server's flight the server acknowledged {sent} byte(s) from the client: "
+        "the size of a TLS alert (the alert itself is not in the capture)",
+    )
+    return v
+
+
+def _stalled(v: Verdict, f: ConnFacts, frame: int | None, findings: list[CertFinding]) -> Verdict:
+    """The client sent nothing after the server's flight (at most its FIN)."""
+    cert = _cert_cause(findings, None, rejected=True)
+    if cert is None:
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add(
+            frame,
+            "the client sent nothing after the server's flight (as the server's acknowledgements "
+            "show); why is not in the server's packets",
+        )
+        return v
+    v.gave_up, v.cause, v.confidence = "client", cert.code, INFERRED
+    v.add(
+        frame,
+        "the client did not go on with the handshake after the server's flight (the server "
+        "acknowledged nothing more from it): it rejected the flight, where this stands out",
+    )
+    v.add(cert_frame(f), cert.text)
+    return v
+
+
+def _server_only_tls12(
+    ctx: Context, v: Verdict, reply: tuple[int, int | None], findings: list[CertFinding]
+) -> Verdict:
+    f = ctx.f
+    server = f.server
+    sent, frame = reply
+    if server.ccs_frame is not None:  # the server finished: it had the client's Finished
+        post = ack_growth(f, "server", server.ccs_frame) or (0, None)
+        if server.application_records or post[0] > ENCRYPTED_ALERT_MAX + FIN:
+            return _server_used(ctx, v, server.first_application_frame or post[1])
+        if post[0] > FIN:
+            v.gave_up = "client"
+            v.add(
+                post[1],
+                f"after the handshake the client sent {post[0]} bytes, the size of an encrypted "
+                "alert, and no data: it rejected the server after the handshake",
+            )
+            return _blame_certificate(v, f, findings)
+        stop = first_stop(f, "server")
+        if stop is not None or f.idle:
+            v.gave_up = "client"
+            v.add(
+                post[1] or (stop.frame if stop else None),
+                "the client finished the handshake and sent no data before the connection ended",
+            )
+            return _blame_certificate(v, f, findings)
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add(None, "the handshake completed; the capture ends before any data")
+        return v
+    alert = first_fatal([a for a in f.alerts if a.sender == "server"], True)
+    if sent in (ALERT_RECORD, ALERT_RECORD + FIN):
+        _alert_answer(v, f, frame, sent)
+        return _blame_certificate(v, f, findings)
+    if alert is not None:
+        return _server_rejects(ctx, v, None, alert)
+    if sent <= FIN:
+        return _stalled(v, f, frame, findings)
+    v.cause = "unknown"
+    v.add(
+        frame,
+        f"the client answered the flight ({sent} bytes), but the server did not finish the "
+        "handshake; the client's messages are not in the capture",
+    )
+    stop = first_stop(f, "server")
+    if stop is not None:
+        v.gave_up = "server"
+        v.add(stop.frame, f"the server then closed ({stop.kind})")
+    return v
+
+
+def _server_only_tls13(
+    ctx: Context,
+    v: Verdict,
+    sh: ServerHello | None,
+    reply: tuple[int, int | None],
+    findings: list[CertFinding],
+) -> Verdict:
+    f = ctx.f
+    sent, frame = reply
+    fins = [5 + n for n in finished_record_sizes(sh.cipher_suite if sh is not None else f.cipher)]
+    if CCS_RECORD + 5 + 17 <= sent <= CCS_RECORD + ENCRYPTED_ALERT_MAX + FIN and sent < (
+        CCS_RECORD + min(fins)
+    ):
+        _alert_answer(v, f, frame, sent)
+        return _blame_certificate(v, f, findings)
+    if sent <= FIN:
+        return _stalled(v, f, frame, findings)
+    seals = [
+        r
+        for r in f.encrypted_log
+        if r.direction == f.server_dir and r.content_type == CT_APPLICATION_DATA
+    ]
+    after = [r for r in seals if frame is not None and r.frame >= frame]
+    if after and after[0].length <= ALERT_SIZED:
+        v.gave_up = "server"
+        v.add(
+            after[0].frame,
+            f"the server answered the client's Finished with a {after[0].length}-byte encrypted "
+            "record (an alert, not a session ticket)",
+        )
+        base = sent - FIN * (f.server.fin_frame is None) - CCS_RECORD
+        empty_cert = {5 + n for n in EMPTY_CERTIFICATE_RECORD}
+        if any(base - fin in empty_cert for fin in fins):
+            v.cause, v.confidence = "client_certificate_required", INFERRED
+            v.add(
+                frame,
+                f"the client's flight ({sent} bytes, as the server acknowledged it) is a "
+                "ChangeCipherSpec, an empty Certificate and a Finished: the server asked for a "
+                "certificate and got none",
+            )
+            return v
+        v.cause = "unknown"
+        v.secondary.append(
+            Finding(
+                "client_certificate_required",
+                after[0].frame,
+                "possible: a TLS 1.3 server that rejects the client's Finished flight most "
+                "often wanted a client certificate",
+            )
+        )
+        return v
+    if after:
+        return _server_used(ctx, v, after[0].frame)
+    v.outcome, v.cause = INCOMPLETE, "unknown"
+    v.add(frame, "the client finished the handshake; the capture ends before the server answered")
+    return v
+
+
+def _server_used(ctx: Context, v: Verdict, frame: int | None) -> Verdict:
+    """The server finished the handshake and sent data: established, unless it then closed at
+    once, first (it may have turned the client away over the session: not in its packets)."""
+    f = ctx.f
+    stop = first_stop(f, "server", include_encrypted=False)
+    if (
+        stop is not None
+        and stop.kind != "alert"
+        and frame is not None
+        and ctx.time_of(stop.frame) - ctx.time_of(frame) <= CLOSE_AT_ONCE_SECONDS
+    ):
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add(
+            stop.frame,
+            f"the server answered and closed first ({stop.kind}) at once: whether it "
+            "turned the client away (as nginx does with HTTP 400 when a required client "
+            "certificate is missing) is not in the server's packets",
+        )
+        return v
+    out = Verdict(ESTABLISHED)
+    out.evidence = v.evidence[:2]
+    out.add(
+        frame,
+        "the server finished the handshake and the session carries data (as far as the "
+        "server's packets show)",
+    )
+    return out
+
+
+def _handshake_done(ctx: Context, sh: ServerHello | None, view: Tls13View | None) -> bool:
     """Both sides finished the handshake (as far as the capture shows without keys).
 
     ``view`` is the connection's :func:`tls13_view` when TLS 1.3 was negotiated, else None.
     """
-    s = ctx.s
-    c, sv = s.client, s.server
+    f = ctx.f
+    c, sv = f.client, f.server
     if view is not None:
         return view.finished
-    if sh.sslv2:  # SSLv2: no Finished to see in the clear
+    if sh is not None and sh.sslv2:  # SSLv2: no Finished to see in the clear
         return c.application_records > 0 and sv.application_records > 0
     return c.encrypted_handshake_records > 0 and sv.encrypted_handshake_records > 0
 
@@ -153,58 +485,71 @@ def _earliest(a: Alert | None, b: Alert | None) -> Alert | None:
 def _client_rejects(
     ctx: Context,
     v: Verdict,
-    ch: ClientHello,
-    sh: ServerHello,
+    ch: ClientHello | None,
+    sh: ServerHello | None,
     alert: Alert,
     findings: list[CertFinding],
 ) -> Verdict:
+    f = ctx.f
     v.gave_up = "client"
     v.add(alert.frame, f"the client aborted with {describe_alert(alert)}")
-    if alert.description == A_PROTOCOL_VERSION:
-        v.cause, v.must_act = "protocol_mismatch", "server"
+    if alert.description == A_PROTOCOL_VERSION and sh is not None and ch is not None:
+        v.cause, v.must_act, v.confidence = "protocol_mismatch", "server", PROOF
         v.add(
             sh.frame,
             f"{vname(sh.version)} is not among the client's versions "
             f"({', '.join(vname(o) for o in offered_versions(ch))})",
         )
         return v
-    if sh.cipher_suite not in ch.cipher_suites and not ch.sslv2:
-        v.cause, v.must_act = "cipher_mismatch", "server"
+    if (
+        sh is not None
+        and ch is not None
+        and not ch.truncated
+        and sh.cipher_suite not in ch.cipher_suites
+        and not ch.sslv2
+    ):
+        v.cause, v.must_act, v.confidence = "cipher_mismatch", "server", PROOF
         v.add(sh.frame, "the server chose a cipher suite the client did not offer")
         return v
     cert = _cert_cause(findings, alert)
     if cert is not None:
-        v.cause = cert.code
-        v.add(cert_frame(ctx.s), cert.text)
+        v.cause, v.confidence = cert.code, OBSERVED
+        if alert.description in ALERT_TO_CERT_CAUSE and cert.code in ALERT_TO_CERT_CAUSE.get(
+            alert.description, ()
+        ):
+            v.confidence = PROOF
+        v.add(cert_frame(f), cert.text)
         return v
-    if not ctx.s.server.certificates and alert.description in ALERT_ONLY_CAUSES:
+    if not _chain_whole(f) and alert.description in ALERT_ONLY_CAUSES:
         v.cause, note = ALERT_ONLY_CAUSES[alert.description]
+        v.confidence = OBSERVED
         v.add(
             None,
-            f"the certificate is not visible (encrypted): the cause is taken from the "
+            f"the certificate is not visible (encrypted or cut): the cause is taken from the "
             f"alert alone{note}; --keylog would let tlspcap check the certificate itself",
         )
         return v
-    if alert.description == A_UNKNOWN_CA and not ctx.s.server.certificates:
-        v.cause = "unknown"
-        v.add(
-            None,
-            "unknown_ca: the client could not build a path to a root it trusts, from "
-            "an untrusted root or from an intermediate missing in the chain; the chain is "
-            "encrypted: run again with --keylog to tell which",
-        )
-        for code in ("incomplete_chain", "unknown_ca"):
-            v.secondary.append(Finding(code, alert.frame, "possible cause (see the evidence)"))
-        return v
+    if not _chain_whole(f):
+        said = client_alert_cause(alert)
+        if said is not None and said.code == "unknown":
+            v.cause = "unknown"
+            v.add(
+                None,
+                said.text.replace("is not in the capture", "is not visible")
+                + ": run again with --keylog (TLS 1.3) or with a full capture to tell which",
+            )
+            for code in said.also:
+                v.secondary.append(Finding(code, alert.frame, "possible cause (see the evidence)"))
+            return v
     if alert.description == A_UNKNOWN_CA:
-        v.cause = "unknown_ca"
+        v.cause, v.confidence = "unknown_ca", INFERRED
         v.add(
-            cert_frame(ctx.s),
+            cert_frame(f),
             "the client does not trust the server's CA (its trust store "
             "differs from the one tlspcap checked against)",
         )
         return v
-    if alert.description == A_BAD_CERT and not ctx.s.server.certificates:
+    if alert.description == A_BAD_CERT and not f.server.certificates:
         v.add(
             None,
             "bad_certificate is what OpenSSL-based clients send for a hostname "
@@ -218,16 +563,25 @@ def _client_rejects(
     return v
 
 
-def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> Verdict:
-    s = ctx.s
+def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello | None, alert: Alert) -> Verdict:
+    f = ctx.f
     v.gave_up = "server"
     v.add(alert.frame, f"the server aborted with {describe_alert(alert)}")
-    req = s.certificate_request
-    if req is not None:
-        v.add(req.frame, "the server asked for a client certificate (CertificateRequest)")
-        v.cause = "client_certificate_required"
-        certs = s.client.certificates
-        if not certs or not certs[0].chain:
+    req = f.certificate_request
+    certs = f.client.certificates
+    if req is None and certs:
+        v.add(
+            certs[0].frame,
+            "the client sent a Certificate message, which it does only when the server asks "
+            "for one (the CertificateRequest is not in the capture)",
+        )
+    if req is not None or certs:
+        if req is not None:
+            v.add(req.frame, "the server asked for a client certificate (CertificateRequest)")
+        v.cause, v.confidence = "client_certificate_required", OBSERVED
+        if not seen(f.client):
+            v.add(None, "what the client sent back is not in the capture")
+        elif not certs or not certs[0].chain:
             frame = certs[0].frame if certs else None
             v.add(
                 frame,
@@ -243,7 +597,7 @@ def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> 
             )
         return v
     if alert.description == A_CERT_REQUIRED:
-        v.cause = "client_certificate_required"
+        v.cause, v.confidence = "client_certificate_required", PROOF
         v.add(alert.frame, "certificate_required: the server wanted a client certificate")
         return v
     v.cause = "unknown"
@@ -254,12 +608,12 @@ def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> 
 def _tls13_completion(
     ctx: Context,
     v: Verdict,
-    ch: ClientHello,
-    sh: ServerHello,
+    ch: ClientHello | None,
+    sh: ServerHello | None,
     findings: list[CertFinding],
     view: Tls13View,
 ) -> Verdict:
-    s = ctx.s
+    f = ctx.f
     rejected = view.client_rejected
     if rejected is not None:
         v.gave_up = "client"
@@ -268,15 +622,16 @@ def _tls13_completion(
             f"the client's first encrypted record is {rejected.length} bytes: an encrypted "
             "alert, not a Finished; the client rejected the server's certificate or parameters",
         )
-        return _blame_certificate(v, s, findings)
-    fin_size = finished_record_size(sh.cipher_suite)
+        return _blame_certificate(v, f, findings)
+    fin_sizes = finished_record_sizes(sh.cipher_suite if sh is not None else f.cipher)
     flight = view.client_flight
     handshake_records = 1
     empty: bool | None = None
-    if view.finished and view.client_sent_certificate(fin_size):
+    if view.finished and view.client_sent_certificate(fin_sizes):
         empty = flight[0].length in EMPTY_CERTIFICATE_RECORD
         sizes = [r.length for r in flight]
-        handshake_records = sizes.index(fin_size) + 1 if fin_size in sizes else len(flight)
+        at = [i for i, size in enumerate(sizes) if size in fin_sizes]
+        handshake_records = at[0] + 1 if at else len(flight)
         v.add(
             flight[0].frame,
             f"the client's first encrypted record ({flight[0].length} bytes) is not a Finished: "
@@ -284,9 +639,9 @@ def _tls13_completion(
             + (" that is empty" if empty else "")
             + ", so the server asked for one",
         )
-        server_after = [r for r in view.after if r.direction == s.server_dir]
+        server_after = [r for r in view.after if r.direction == f.server_dir]
         if server_after and server_after[0].length <= ALERT_SIZED:
-            v.cause, v.gave_up = "client_certificate_required", "server"
+            v.cause, v.gave_up, v.confidence = "client_certificate_required", "server", INFERRED
             v.add(
                 server_after[0].frame,
                 f"the server answered with a {server_after[0].length}-byte encrypted record (an "
@@ -297,9 +652,9 @@ def _tls13_completion(
     client_records = [
         r
         for r in (flight + view.after)[handshake_records:]
-        if r.direction == s.client_dir and r.length > ALERT_SIZED
+        if r.direction == f.client_dir and r.length > ALERT_SIZED
     ]
-    server_records = [r for r in view.after if r.direction == s.server_dir]
+    server_records = [r for r in view.after if r.direction == f.server_dir]
     use = Usage(
         len(client_records),
         len(server_records),
@@ -323,31 +678,33 @@ class Usage:
     """TLS 1.3 without keys: frame of the client's encrypted Certificate."""
 
 
-def _usage12(s: TlsSession) -> Usage:
-    c, sv = s.client, s.server
+def _usage12(f: ConnFacts) -> Usage:
+    c, sv = f.client, f.server
     return Usage(c.application_records, sv.application_records, c.first_application_frame)
 
 
 def _outcome(
     ctx: Context,
     v: Verdict,
-    ch: ClientHello,
+    ch: ClientHello | None,
     done: bool,
     findings: list[CertFinding],
     use: Usage,
 ) -> Verdict:
     """The handshake is over or stalled with no fatal alert: judge by data, closes and resets."""
-    s = ctx.s
-    c, sv = s.client, s.server
-    alerts = s.alerts
+    f = ctx.f
+    c, sv = f.client, f.server
+    alerts = f.alerts
     client_close = close_of(c, first_alert_frame(alerts, "client"))
     server_close = close_of(sv, first_alert_frame(alerts, "server"))
     server_first = server_close[0] is not None and (
         client_close[0] is None or server_close[0] < client_close[0]
     )
     empty_cert = use.empty_client_certificate
-    if s.certificate_request is not None:
-        empty_cert = not c.certificates or not c.certificates[0].chain
+    if f.certificate_request is not None and c.certificates:
+        empty_cert = not c.certificates[0].chain and not c.certificates[0].truncated
+    elif f.certificate_request is not None and not _client_flight_unread(f):
+        empty_cert = True
     turned_away = (
         server_first
         and use.client_records <= 1
@@ -355,9 +712,9 @@ def _outcome(
         <= CLOSE_AT_ONCE_SECONDS
     )
     if done and empty_cert and turned_away:
-        v.cause, v.gave_up = "client_certificate_required", "server"
-        if s.certificate_request is not None:
-            v.add(s.certificate_request.frame, "the server asked for a client certificate")
+        v.cause, v.gave_up, v.confidence = "client_certificate_required", "server", OBSERVED
+        if f.certificate_request is not None:
+            v.add(f.certificate_request.frame, "the server asked for a client certificate")
         v.add(
             c.certificates[0].frame if c.certificates else use.certificate_frame,
             "the client sent none (an empty Certificate message)",
@@ -373,6 +730,15 @@ def _outcome(
         v.evidence = v.evidence[:2]
         v.add(use.client_first_frame, "the client sent application data")
         return v
+    lost = records_lost(f)
+    if done and not use.client_records and lost is not None:
+        v.outcome, v.cause = INCOMPLETE, "unknown"
+        v.add(
+            lost,
+            "records are missing from the capture here: whether the client sent data after "
+            "the handshake cannot be told",
+        )
+        return v
     if done and not use.client_records and _closes_at_once(ctx, client_close[0]):
         v.gave_up = "client"
         v.add(
@@ -380,10 +746,10 @@ def _outcome(
             f"the client completed the handshake and closed ({client_close[1]}) "
             "without sending data",
         )
-        return _blame_certificate(v, s, findings)
+        return _blame_certificate(v, f, findings)
     for side_name, (frame, how) in (("server", server_close), ("client", client_close)):
         if how == "RST" and frame is not None and not done:
-            v.cause, v.gave_up = "connection_reset", side_name
+            v.cause, v.gave_up, v.confidence = "connection_reset", side_name, OBSERVED
             v.add(
                 frame,
                 f"the {side_name} reset the connection during the handshake, without an alert",
@@ -405,6 +771,7 @@ def _outcome(
     ]
     if warned and client_close[0] is not None and not done:
         v.cause, v.gave_up, v.must_act = "unrecognized_name", "client", "server"
+        v.confidence = OBSERVED
         v.add(warned[0].frame, "the server sent a warning unrecognized_name alert")
         v.add(
             client_close[0],
@@ -420,7 +787,7 @@ def _outcome(
             v.gave_up = side_name
             v.add(frame, f"the {side_name} closed ({how}) before the handshake completed")
             if side_name == "client":
-                return _blame_certificate(v, s, findings)
+                return _blame_certificate(v, f, findings)
             v.cause = "unknown"
             return v
     v.outcome, v.cause = INCOMPLETE, "unknown"
@@ -428,10 +795,22 @@ def _outcome(
     return v
 
 
+def _client_flight_unread(f: ConnFacts) -> bool:
+    """Part of the client's handshake after the server's flight is not readable: encrypted
+    without keys (TLS 1.3), cut by the snap length, or lost in a gap."""
+    client = f.client_dir
+    if f.client.gaps or any(m.direction == client and m.truncated for m in f.messages):
+        return True
+    return f.version is not None and is_tls13(f.version) and not f.client.decrypted_records
+
+
 def _closes_at_once(ctx: Context, frame: int | None) -> bool:
     """The client closed within CLOSE_AT_ONCE_SECONDS of the server's last handshake record."""
     if frame is None:
         return False
-    s = ctx.s
-    done_frame = s.server.last_frame or ctx.conn.first_frame
+    f = ctx.f
+    done_frame = f.server.last_frame or f.first_frame
     return ctx.time_of(frame) - ctx.time_of(done_frame) <= CLOSE_AT_ONCE_SECONDS
+
+
+__all__ = ["after_server_hello"]

@@ -3,17 +3,14 @@ small helpers both stages use (reading alerts and closes, describing hellos and 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from tlspcap.diagnosis.knowledge import CaptureKnowledge, ServerFacts, server_key
-from tlspcap.session import Side, TlsSession
-from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.diagnosis.knowledge import CaptureKnowledge, ServerFacts
+from tlspcap.diagnosis.options import Options
+from tlspcap.facts.model import ConnFacts, SideFacts
 from tlspcap.tls.messages import Alert, ClientHello
 from tlspcap.tls.registry import alert_name, is_grease, version_name
-
-if TYPE_CHECKING:
-    from tlspcap.diagnosis.engine import Options
 
 SILENCE_SECONDS = 3.0
 """A ClientHello unanswered this long before the capture ends counts as no answer."""
@@ -48,7 +45,8 @@ ALERT_TO_CERT_CAUSE = {
 class Context:
     """Everything the rules look at for one connection."""
 
-    conn: TcpConnection
+    f: ConnFacts
+    """The connection's facts."""
     know: CaptureKnowledge
     opts: Options
     end: float | None
@@ -62,20 +60,13 @@ class Context:
         return self.end
 
     @property
-    def s(self) -> TlsSession:
-        """The TLS session."""
-        return self.conn.session
-
-    @property
     def facts(self) -> ServerFacts:
         """What the same server did in other connections."""
-        return self.know.server(server_key(self.s))
+        return self.know.server(self.f.server_endpoint)
 
     def time_of(self, frame: int | None) -> float:
-        """Capture time of a frame the session saw."""
-        if frame is not None and frame in self.s.frame_times:
-            return self.s.frame_times[frame]
-        return self.conn.first_ts
+        """Capture time of a frame the facts name."""
+        return self.f.time_of(frame)
 
 
 def vname(v: int) -> str:
@@ -89,7 +80,7 @@ def offered_versions(ch: ClientHello) -> list[int]:
     return listed or [ch.legacy_version]
 
 
-def first_fatal(alerts: list[Alert], include_encrypted: bool = True) -> Alert | None:
+def first_fatal(alerts: Sequence[Alert], include_encrypted: bool = True) -> Alert | None:
     """The first alert that ends the handshake: fatal, of unknown level, or encrypted."""
     for a in alerts:
         if a.level is None:  # encrypted and not decrypted: its level is unknown
@@ -108,13 +99,13 @@ def describe_alert(a: Alert) -> str:
     return f"a {level} {alert_name(a.description)} alert"
 
 
-def first_alert_frame(alerts: list[Alert], sender: str) -> int | None:
+def first_alert_frame(alerts: Sequence[Alert], sender: str) -> int | None:
     """Frame of the first alert a side sent, if any."""
     frames = [a.frame for a in alerts if a.sender == sender]
     return frames[0] if frames else None
 
 
-def close_of(side: Side, alert_frame: int | None = None) -> tuple[int | None, str]:
+def close_of(side: SideFacts, alert_frame: int | None = None) -> tuple[int | None, str]:
     """Frame and kind of the first sign that a side is closing (alert, RST or FIN)."""
     if alert_frame is not None and all(
         f is None or alert_frame <= f for f in (side.rst_frame, side.fin_frame)
@@ -132,7 +123,7 @@ def real_suites(ch: ClientHello) -> list[int]:
     return [c for c in ch.cipher_suites if not is_grease(c) and c not in (0x00FF, 0x5600)]
 
 
-def cert_frame(s: TlsSession) -> int | None:
+def cert_frame(s: ConnFacts) -> int | None:
     """Frame of the server's first Certificate message, if one was seen."""
     return s.server.certificates[0].frame if s.server.certificates else None
 
@@ -147,7 +138,7 @@ def hello_text(ch: ClientHello) -> str:
 
 def first_server_frame(ctx: Context) -> int | None:
     """First frame that carried bytes from the server."""
-    return ctx.s.server.first_data_frame
+    return ctx.f.server.first_data_frame
 
 
 PLAINTEXT_SIGNS = (

@@ -9,58 +9,26 @@ alert's description alone is never trusted, since stacks disagree on which alert
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from tlspcap.analyze import CaptureResult
-from tlspcap.anomaly import Anomaly
 from tlspcap.diagnosis import rules
 from tlspcap.diagnosis.advice import FIXES, HEADLINES, MUST_ACT
-from tlspcap.diagnosis.certcheck import TrustStore
 from tlspcap.diagnosis.context import Context
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
 from tlspcap.diagnosis.model import ESTABLISHED, INCOMPLETE, Verdict
-from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.diagnosis.options import Options, default_trust
+from tlspcap.facts.model import ConnFacts
+from tlspcap.facts.spool import FactsSpool
 
-__all__ = ["Options", "StreamingDiagnosis", "Verdict", "diagnose", "diagnose_capture"]
-
-MAX_DEFERRED = 1_000
-"""Connections held back at once until the end of the capture because their verdict read
-capture-wide facts (other connections to the server, certificates seen elsewhere, the capture's
-end); past this the oldest is diagnosed with the facts known so far."""
-
-
-@dataclass(slots=True)
-class Options:
-    """What the user knows beyond the capture."""
-
-    trust: TrustStore | None = None
-    """Trust anchors (default: Mozilla's roots from certifi)."""
-    host: str | None = None
-    """Name to check certificates against when the client sent no SNI."""
-    server_ciphers: frozenset[int] | None = None
-    """Cipher suites the server accepts (from --server-ciphers or --nginx-conf)."""
-    server_protocols: frozenset[int] | None = None
-    """Versions the server accepts (from --server-protocols or --nginx-conf)."""
-    keylog: dict[str, dict[bytes, bytes]] = field(default_factory=dict)
-    """Key-log secrets (label -> client random -> secret); used by TLS 1.3 decryption."""
-
-
-_DEFAULT_TRUST: TrustStore | None = None
-
-
-def default_trust() -> TrustStore:
-    """Mozilla's roots as shipped by certifi (loaded once)."""
-    global _DEFAULT_TRUST
-    if _DEFAULT_TRUST is None:
-        import certifi
-
-        from tlspcap.diagnosis.certcheck import load_pem_roots
-
-        with open(certifi.where(), "rb") as fh:
-            _DEFAULT_TRUST = TrustStore(load_pem_roots(fh.read()))
-    return _DEFAULT_TRUST
+__all__ = [
+    "Options",
+    "StreamingDiagnosis",
+    "Verdict",
+    "default_trust",
+    "diagnose",
+    "diagnose_capture",
+]
 
 
 def diagnose_capture(result: CaptureResult, options: Options | None = None) -> list[Verdict]:
@@ -75,62 +43,58 @@ def diagnose_capture(result: CaptureResult, options: Options | None = None) -> l
 class StreamingDiagnosis:
     """Verdicts for connections handed over as they close, in bounded memory.
 
-    Each connection is learnt (:meth:`CaptureKnowledge.learn`) and diagnosed at once; a verdict
-    that read no capture-wide fact cannot change later and goes straight to ``emit`` (so the
-    connection can be dropped). The others wait for :meth:`finish`, which diagnoses them again
-    with everything the capture taught, as :func:`diagnose_capture` would. At most
-    :data:`MAX_DEFERRED` wait: past that the oldest is emitted with the facts known then (and a
-    ``diagnosed_early`` anomaly saying so).
+    Each connection's facts are learnt (:meth:`CaptureKnowledge.learn`) and diagnosed at once;
+    a verdict that read no capture-wide fact cannot change later and goes straight to ``emit``.
+    The others wait for :meth:`finish`, which diagnoses them again with everything the capture
+    taught, as :func:`diagnose_capture` would. Waiting means their facts are appended to a
+    :class:`~tlspcap.facts.spool.FactsSpool` (on disk when a directory is given): memory does
+    not grow with the number waiting, and no cap makes a verdict depend on the capture's size.
     """
 
     def __init__(
         self,
         opts: Options,
-        emit: Callable[[TcpConnection, Verdict], None],
-        max_deferred: int = MAX_DEFERRED,
+        emit: Callable[[ConnFacts, Verdict], None],
+        spool_dir: str | None = None,
     ) -> None:
-        """Verdicts go to ``emit`` (deferred ones in the order they were handed over)."""
+        """Verdicts go to ``emit`` (deferred ones in the order they were handed over);
+        deferred facts wait in a file in ``spool_dir`` (in memory when None)."""
         if opts.trust is None:
             opts.trust = default_trust()
         self.opts = opts
         self.know = CaptureKnowledge()
         self._emit = emit
-        self._deferred: deque[TcpConnection] = deque()
-        self._max_deferred = max_deferred
+        self._deferred = FactsSpool(spool_dir)
+        self.deferred = 0
+        """Connections whose verdict waited for the end of the capture."""
 
-    def add(self, conn: TcpConnection) -> None:
-        """Take one finished connection."""
-        self.know.learn(conn)
+    def add(self, facts: ConnFacts) -> None:
+        """Take one finished connection's facts."""
+        self.know.learn(facts)
         self.know.consulted = False
-        verdict = diagnose(conn, self.know, self.opts, None)
+        verdict = diagnose(facts, self.know, self.opts, None)
         if not self.know.consulted:
-            self._emit(conn, verdict)
+            self._emit(facts, verdict)
             return
-        self._deferred.append(conn)
-        if len(self._deferred) > self._max_deferred:
-            early = self._deferred.popleft()
-            early.session.anomalies.append(
-                Anomaly(
-                    "diagnosed_early",
-                    None,
-                    f"more than {self._max_deferred} connections waited for capture-wide facts:"
-                    " this one was diagnosed with the facts known when it closed",
-                )
-            )
-            self._emit(early, diagnose(early, self.know, self.opts, early.last_ts))
+        self._deferred.add(facts)
+        self.deferred += 1
 
     def finish(self, capture_end: float | None) -> None:
         """The capture ended at ``capture_end``: emit the connections held back."""
-        while self._deferred:
-            conn = self._deferred.popleft()
-            self._emit(conn, diagnose(conn, self.know, self.opts, capture_end))
+        for facts in self._deferred.drain():
+            self._emit(facts, diagnose(facts, self.know, self.opts, capture_end))
+
+    def discard(self) -> None:
+        """Drop what waits (the analysis failed)."""
+        self._deferred.discard()
 
 
 def diagnose(
-    conn: TcpConnection, know: CaptureKnowledge, opts: Options, capture_end: float | None
+    facts: ConnFacts, know: CaptureKnowledge, opts: Options, capture_end: float | None
 ) -> Verdict:
-    """The verdict of one connection."""
-    ctx = Context(conn, know, opts, capture_end)
+    """The verdict of one connection: a function of its facts, the capture-wide knowledge and
+    the options (and the capture's end, once known)."""
+    ctx = Context(facts, know, opts, capture_end)
     verdict = rules.walk(ctx)
     _finish(verdict)
     return verdict

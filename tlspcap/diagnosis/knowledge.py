@@ -9,10 +9,8 @@ from typing import Any, overload
 
 from cryptography import x509
 
-from tlspcap.capture.model import format_endpoint
 from tlspcap.certs import load_certificate
-from tlspcap.session import TlsSession
-from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.facts.model import ConnFacts
 
 
 @dataclass(slots=True)
@@ -88,10 +86,9 @@ class CaptureKnowledge:
         self.consulted = True
         return self.servers.get(key) or ServerFacts()
 
-    def learn(self, conn: TcpConnection) -> None:
+    def learn(self, s: ConnFacts) -> None:
         """Add one connection's facts."""
-        s = conn.session
-        key = server_key(s)
+        key = s.server_endpoint
         facts = self.servers.pop(key, None) or ServerFacts()
         self.servers[key] = facts  # most recently learnt last
         if len(self.servers) > MAX_SERVERS:
@@ -131,12 +128,7 @@ def _earliest(table: dict[Any, int], key: object, frame: int) -> bool:
     return False
 
 
-def server_key(session: TlsSession) -> str:
-    """The server's ``ip:port``."""
-    return format_endpoint(*session.endpoints[session.server_dir])
-
-
-def learn(connections: Sequence[TcpConnection]) -> CaptureKnowledge:
+def learn(connections: Sequence[ConnFacts]) -> CaptureKnowledge:
     """Collect per-server facts from every connection of a capture."""
     know = CaptureKnowledge()
     for conn in connections:

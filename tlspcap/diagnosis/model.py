@@ -26,6 +26,14 @@ CAUSES = (
 )
 """Every cause code (the contract's, plus ``unrecognized_name``, documented in the README)."""
 
+PROOF = "proof"
+"""The capture shows the cause itself (an alert that names it and the fact it names)."""
+OBSERVED = "observed"
+"""The capture shows the rejection and a fact that explains it, but not their link."""
+INFERRED = "inferred"
+"""The cause is the likeliest reading of indirect evidence (timing, sizes, other connections)."""
+CONFIDENCES = (PROOF, OBSERVED, INFERRED)
+
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
@@ -42,6 +50,16 @@ class Finding:
     code: str
     frame: int | None
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Settle:
+    """A capture or an option that would settle what this one leaves open."""
+
+    text: str
+    """What it would show."""
+    command: str | None = None
+    """The exact command to get it, when there is one."""
 
 
 @dataclass(slots=True)
@@ -62,6 +80,10 @@ class Verdict:
     """One paragraph in plain words."""
     fix: str = ""
     """What to do about it."""
+    confidence: str | None = None
+    """How directly the capture shows the cause (:data:`CONFIDENCES`); None when established."""
+    settle: list[Settle] = field(default_factory=list)
+    """What would settle what the capture leaves open (a fuller capture, a key log, ...)."""
 
     def add(self, frame: int | None, text: str) -> None:
         """Append one piece of evidence."""

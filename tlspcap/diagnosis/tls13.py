@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlspcap.session import EncryptedRecord, TlsSession
+from tlspcap.facts.model import ConnFacts, EncryptedRecord
 from tlspcap.tls.records import CT_APPLICATION_DATA
 
 ALERT_SIZED = 24
@@ -42,16 +42,16 @@ class Tls13View:
         """The client's first encrypted record is larger than an alert: its Finished (flight)."""
         return bool(self.client_flight) and self.client_flight[0].length > ALERT_SIZED
 
-    def client_sent_certificate(self, finished_size: int) -> bool:
+    def client_sent_certificate(self, finished_sizes: frozenset[int]) -> bool:
         """The client's first record is not a bare Finished: it carries a Certificate message.
 
         Handshake messages may share a record but never share one with application data, so a
         first record of another size than Finished holds a (possibly empty) Certificate.
         """
-        return self.finished and self.client_flight[0].length != finished_size
+        return self.finished and self.client_flight[0].length not in finished_sizes
 
 
-def tls13_view(session: TlsSession) -> Tls13View:
+def tls13_view(session: ConnFacts) -> Tls13View:
     """Split the encrypted records after the ServerHello into flights."""
     log = [r for r in session.encrypted_log if r.content_type == CT_APPLICATION_DATA]
     server, client = session.server_dir, session.client_dir
@@ -67,6 +67,13 @@ def tls13_view(session: TlsSession) -> Tls13View:
     return Tls13View(server_flight, client_flight, log[i:])
 
 
-def finished_record_size(cipher: int | None) -> int:
-    """Size of an encrypted client Finished record for a TLS 1.3 suite."""
-    return 69 if cipher == 0x1302 else 53
+FINISHED_SIZES = frozenset({53, 69})
+"""Encrypted Finished record sizes: SHA-256 suites, and TLS_AES_256_GCM_SHA384."""
+
+
+def finished_record_sizes(cipher: int | None) -> frozenset[int]:
+    """Sizes an encrypted client Finished record can have for a TLS 1.3 suite (either size
+    when the suite is not known, its ServerHello not being readable)."""
+    if cipher is None:
+        return FINISHED_SIZES
+    return frozenset({69 if cipher == 0x1302 else 53})

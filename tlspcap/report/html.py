@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from tlspcap.diagnosis.model import ESTABLISHED
-from tlspcap.report.facts import Json, alpn_text
+from tlspcap.facts.model import ConnFacts
+from tlspcap.report.contract import Json, alpn_text
 from tlspcap.report.summary import (
     OUTCOMES,
     FileReport,
@@ -26,8 +27,6 @@ from tlspcap.report.summary import (
     outcome_words,
     servers_by_failures,
 )
-from tlspcap.session import TlsSession
-from tlspcap.tcp.tracker import TcpConnection
 from tlspcap.tls.registry import alert_level_name, alert_name, cipher_name, version_name
 
 _BIDI = frozenset(
@@ -59,14 +58,14 @@ def _short(text: str, limit: int = LABEL_MAX) -> str:
 
 
 # ---- the ladder, from the session ---------------------------------------------------------
-def ladder_events(conn: TcpConnection) -> list[Json]:
+def ladder_events(conn: ConnFacts) -> list[Json]:
     """The messages of a connection in capture order, for the ladder diagram.
 
     Each event is ``{"frame", "time" (seconds since the connection's first packet, or None),
     "sender" ("client"|"server"), "label", "kind" ("tcp"|"handshake"|"encrypted"|"data"|
     "alert")}``. Plain data, so that it travels from a worker process.
     """
-    s = conn.session
+    s = conn
     events: list[tuple[int, str, str, str]] = []
 
     def add(frame: int | None, sender: str, label: str, kind: str) -> None:
@@ -132,7 +131,7 @@ def ladder_events(conn: TcpConnection) -> list[Json]:
     return out
 
 
-def _first_encrypted_handshake(s: TlsSession, role: str, tls13: bool) -> int | None:
+def _first_encrypted_handshake(s: ConnFacts, role: str, tls13: bool) -> int | None:
     """Frame of a side's first encrypted handshake record (TLS 1.2: its Finished; TLS 1.3: the
     first application_data record, which carries the encrypted handshake)."""
     direction = s.client_dir if role == "client" else s.server_dir

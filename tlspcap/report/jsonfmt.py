@@ -9,8 +9,9 @@ from typing import TextIO
 
 from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis.engine import Verdict
+from tlspcap.facts.model import ConnFacts
 from tlspcap.report import text
-from tlspcap.report.facts import (
+from tlspcap.report.contract import (
     Json,
     alert_facts,
     certificate_facts,
@@ -19,15 +20,14 @@ from tlspcap.report.facts import (
     server_hello_facts,
 )
 from tlspcap.stacks import likely_stack
-from tlspcap.tcp.tracker import TcpConnection
 from tlspcap.tls.messages import ClientHello
 
 SCHEMA_VERSION = "1.0"
 
 
-def connection_to_dict(conn: TcpConnection, verdict: Verdict) -> Json:
+def connection_to_dict(conn: ConnFacts, verdict: Verdict) -> Json:
     """One connection: endpoints, verdict, and the handshake facts."""
-    s = conn.session
+    s = conn
     client, server = endpoints(conn)
     return {
         "client": client,

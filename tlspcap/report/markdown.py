@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from tlspcap.diagnosis.model import ESTABLISHED
-from tlspcap.report.facts import Json
+from tlspcap.report.contract import Json
 from tlspcap.report.html import clean, validity_at
 from tlspcap.report.summary import (
     OUTCOMES,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import TextIO
 
 from tlspcap.diagnosis.model import CAUSES, ESTABLISHED, FAILED, INCOMPLETE
-from tlspcap.report.facts import Json
+from tlspcap.report.contract import Json
 from tlspcap.report.jsonfmt import SCHEMA_VERSION, write_document
 from tlspcap.report.spool import SpooledConnections
 from tlspcap.report.text import sanitize

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis.engine import Verdict
 from tlspcap.diagnosis.model import ESTABLISHED
-from tlspcap.report.facts import alert_facts, alpn_text, endpoints
+from tlspcap.facts.model import ConnFacts
+from tlspcap.report.contract import alert_facts, alpn_text, endpoints
 from tlspcap.stacks import likely_stack
-from tlspcap.tcp.tracker import TcpConnection
 from tlspcap.tls.registry import cipher_name, version_name
 
 
@@ -19,9 +19,9 @@ def sanitize(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch == " " else "\ufffd" for ch in text)
 
 
-def ended(conn: TcpConnection) -> str:
+def ended(conn: ConnFacts) -> str:
     """How the connection ended: who sent FIN or RST, at which frame."""
-    s = conn.session
+    s = conn
     parts = []
     for role, side in (("client", s.client), ("server", s.server)):
         if side.rst_frame is not None:
@@ -31,9 +31,9 @@ def ended(conn: TcpConnection) -> str:
     return ", ".join(parts) if parts else "still open at the end of the capture"
 
 
-def connection_block(conn: TcpConnection, verdict: Verdict) -> list[str]:
+def connection_block(conn: ConnFacts, verdict: Verdict) -> list[str]:
     """The lines describing one connection."""
-    s = conn.session
+    s = conn
     client, server = endpoints(conn)
     status = verdict.outcome.upper()
     if verdict.cause and verdict.outcome != ESTABLISHED:

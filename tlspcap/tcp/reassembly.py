@@ -24,7 +24,7 @@ reassembled message at.
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MASK32 = 0xFFFFFFFF
 DEFAULT_MAX_BUFFERED = 1 << 20
@@ -41,6 +41,10 @@ class Gap:
     """Number of missing bytes."""
     frame: int
     """Frame at which the gap was noticed."""
+    offset: int = field(default=-1, compare=False)
+    """Stream offset of the first missing byte (-1 when unknown)."""
+    snaplen: bool = field(default=False, compare=False)
+    """The bytes were on the wire but the capture's snap length cut them off (not a loss)."""
 
 
 Piece = tuple[bytes, int] | Gap
@@ -152,7 +156,7 @@ class StreamReassembler:
             if self._heap and self._heap[0][0] < target:
                 target = max(self.next_offset, self._heap[0][0])
             if target > self.next_offset:
-                out.append(Gap(target - self.next_offset, frame))
+                out.append(Gap(target - self.next_offset, frame, self.next_offset, snaplen=True))
                 self.next_offset = target
             self._drain(frame, out)
         return out
@@ -173,7 +177,7 @@ class StreamReassembler:
     def _skip_hole(self, frame: int, out: list[Piece]) -> None:
         first = self._heap[0][0]
         if first > self.next_offset:
-            out.append(Gap(first - self.next_offset, frame))
+            out.append(Gap(first - self.next_offset, frame, self.next_offset))
             self.next_offset = first
         self._drain(frame, out)
 

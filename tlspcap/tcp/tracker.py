@@ -28,11 +28,14 @@ from dataclasses import dataclass, field
 
 from tlspcap.anomaly import Anomaly
 from tlspcap.capture.model import ACK, FIN, RST, SYN, TcpSegment
+from tlspcap.facts.model import CONTROL_LOG, PACKET_LOG
 from tlspcap.session import TlsSession
 from tlspcap.tcp.reassembly import StreamReassembler
 
 Endpoint = tuple[bytes, int]
 Key = tuple[bytes, int, bytes, int]
+PacketRow = tuple[int, float, int, int, int, int, int, int, int, bytes]
+"""(frame, ts, flags, seq, ack, wire payload length, ttl, ip_id, window, options) as sent."""
 
 DEFAULT_MAX_CONNECTIONS = 25_000
 """Connections tracked at once (about 4.5 KB each); past this the tenth idle longest are closed
@@ -76,10 +79,31 @@ class TcpConnection:
     """Directions that sent a FIN (bit 1: direction 0, bit 2: direction 1); 3 with a RST."""
     evicted: bool = False
     """Dropped from the table to bound memory before it ended."""
-    syn_times: dict[int, float] = field(default_factory=dict)
-    """Capture time of SYN frames seen before the session existed."""
-    early_closes: list[tuple[int, int, int, float]] = field(default_factory=list)
-    """FIN/RST (direction, flags, frame, time) seen before the session existed."""
+    idle: bool = False
+    """Retired for being quiet for :data:`IDLE_SECONDS`."""
+    first_frames: list[int | None] = field(default_factory=lambda: [None, None])
+    """First packet of each direction."""
+    last_frames: list[int | None] = field(default_factory=lambda: [None, None])
+    """Last packet of each direction."""
+    fin_frames: list[int | None] = field(default_factory=lambda: [None, None])
+    """First FIN of each direction."""
+    rst_frames: list[int | None] = field(default_factory=lambda: [None, None])
+    """First RST of each direction."""
+    log: tuple[list[PacketRow], list[PacketRow]] = field(default_factory=lambda: ([], []))
+    """Header facts of the first :data:`PACKET_LOG` packets of each direction and of later
+    SYN/FIN/RST packets (up to :data:`CONTROL_LOG` more)."""
+    last_ack: list[int | None] = field(default_factory=lambda: [None, None])
+    """Latest acknowledgement number each direction sent (ACKs are cumulative)."""
+    ack_frames: list[int | None] = field(default_factory=lambda: [None, None])
+    """Frame at which :attr:`last_ack` was first sent."""
+    snaplen_missing: list[int] = field(default_factory=lambda: [0, 0])
+    """Payload bytes per direction the capture's snap length cut off."""
+    snaplen_packets: list[int] = field(default_factory=lambda: [0, 0])
+    """Packets per direction the snap length cut."""
+    snaplen_first: list[int | None] = field(default_factory=lambda: [None, None])
+    """First frame per direction the snap length cut."""
+    tunnel: str | None = None
+    """Encapsulation of the connection's packets (the first tunnelled packet's)."""
 
     @property
     def session(self) -> TlsSession:
@@ -174,70 +198,86 @@ class ConnectionTracker:
 
     def _segment(self, conn: TcpConnection, direction: int, seg: TcpSegment) -> None:
         conn.packets += 1
-        conn.packets_by_direction[direction] += 1
-        conn.last_frame, conn.last_ts = seg.frame, seg.ts
-        stream = conn.streams[direction]
+        count = conn.packets_by_direction[direction] = conn.packets_by_direction[direction] + 1
+        frame = seg.frame
+        conn.last_frame, conn.last_ts = frame, seg.ts
+        conn.last_frames[direction] = frame
         flags = seg.flags
+        if count <= PACKET_LOG or (
+            flags & (SYN | FIN | RST) and len(conn.log[direction]) < PACKET_LOG + CONTROL_LOG
+        ):
+            conn.log[direction].append(
+                (
+                    frame,
+                    seg.ts,
+                    flags,
+                    seg.seq,
+                    seg.ack,
+                    len(seg.payload) + seg.missing,
+                    seg.ttl,
+                    seg.ip_id,
+                    seg.window,
+                    seg.options,
+                )
+            )
+            if count == 1:
+                conn.first_frames[direction] = frame
+                if seg.tunnel is not None and conn.tunnel is None:
+                    conn.tunnel = seg.tunnel
+        if flags & ACK and seg.ack != conn.last_ack[direction]:
+            conn.last_ack[direction] = seg.ack
+            conn.ack_frames[direction] = frame
+        stream = conn.streams[direction]
         session = conn._session
         if session is not None and not flags & (SYN | FIN | RST) and not seg.missing:
             # The bulk of a capture: data and ACKs on a connection already carrying payload.
             session.now = seg.ts
             if flags & ACK and conn.streams[1 - direction].buffered:
-                for piece in conn.streams[1 - direction].acked(seg.ack, seg.frame):
+                for piece in conn.streams[1 - direction].acked(seg.ack, frame):
                     session.data(1 - direction, piece)
             if seg.payload and stream.next_offset:
-                for piece in stream.add(seg.seq, seg.payload, seg.frame):
+                for piece in stream.add(seg.seq, seg.payload, frame):
                     session.data(direction, piece)
                 return
             if not seg.payload:
                 return
         if flags & SYN:
-            self._syn(conn, direction, seg.seq, seg.frame, flags & ACK)
-            conn.syn_times[seg.frame] = seg.ts
+            self._syn(conn, direction, seg.seq, frame, flags & ACK)
         if flags & (FIN | RST):
+            if flags & FIN and conn.fin_frames[direction] is None:
+                conn.fin_frames[direction] = frame
+            if flags & RST and conn.rst_frames[direction] is None:
+                conn.rst_frames[direction] = frame
             conn.fins |= 3 if flags & RST else 1 << direction
             if conn.fins == 3:
                 self._closing[conn.index] = conn
         if not (seg.payload or seg.missing or conn.has_session):
-            # No payload yet: no session (SYN floods and port scans stay cheap); closes are
-            # remembered for the session, should one start.
-            if flags & (FIN | RST):
-                conn.early_closes.append((direction, flags, seg.frame, seg.ts))
+            # No payload yet: no session (SYN floods and port scans stay cheap).
             return
         session = conn.session
-        if conn.syn_times:  # the ladder diagram shows the TCP handshake with its times
-            for frame, ts in conn.syn_times.items():
-                session.frame_times.setdefault(frame, ts)
-            conn.syn_times.clear()
         if flags & ACK:
-            for piece in conn.streams[1 - direction].acked(seg.ack, seg.frame):
+            for piece in conn.streams[1 - direction].acked(seg.ack, frame):
                 session.data(1 - direction, piece)
-        for d, f, frame, ts in conn.early_closes:
-            session.now = ts
-            session.fin(d, frame) if f & FIN else session.rst(d, frame)
-        conn.early_closes.clear()
         session.now = seg.ts
         if seg.payload:
             fresh = stream.next_offset == 0 and not stream.buffered
             if fresh and len(conn.syn_isns[direction]) > 1:
                 stream = self._rebase(conn, direction, seg.seq)
             seq = seg.seq + 1 if flags & SYN else seg.seq
-            for piece in stream.add(seq, seg.payload, seg.frame):
+            for piece in stream.add(seq, seg.payload, frame):
                 session.data(direction, piece)
         if seg.missing:
-            session.anomalies.append(
-                Anomaly("snaplen_truncated", seg.frame, f"{seg.missing} payload bytes not captured")
-            )
+            conn.snaplen_missing[direction] += seg.missing
+            conn.snaplen_packets[direction] += 1
+            if conn.snaplen_first[direction] is None:
+                conn.snaplen_first[direction] = frame
             end = seg.seq + len(seg.payload) + seg.missing + (1 if flags & SYN else 0)
-            for piece in stream.skip_to(end & 0xFFFFFFFF, seg.frame):
+            for piece in stream.skip_to(end & 0xFFFFFFFF, frame):
                 session.data(direction, piece)
-        if flags & FIN:
-            # Not flushed here: a segment lost before the capture point may still be
-            # retransmitted after the FIN; holes become gaps at RST or at the end.
-            session.fin(direction, seg.frame)
+        # A FIN is not flushed: a segment lost before the capture point may still be
+        # retransmitted after it; holes become gaps at RST or at the end.
         if flags & RST:
-            session.rst(direction, seg.frame)
-            self._flush(conn, seg.frame)
+            self._flush(conn, frame)
 
     @staticmethod
     def _syn(conn: TcpConnection, direction: int, seq: int, frame: int, ack: int) -> None:
@@ -298,6 +338,7 @@ class ConnectionTracker:
             for conn, _ in self._table.values():
                 if conn.last_ts < idle_before and conn.index not in retire:
                     retire[conn.index] = conn
+                    conn.idle = True
                     if conn.has_session:
                         conn.session.anomalies.append(
                             Anomaly(

@@ -34,6 +34,23 @@ EXT_SUPPORTED_VERSIONS = 43
 EXT_KEY_SHARE = 51
 
 
+def _extensions_prefix(data: bytes, pos: int) -> tuple[Extension, ...]:
+    """The extensions held whole by a hello cut short at ``len(data)`` (see ``truncated``)."""
+    end = len(data)
+    if pos + 2 > end:
+        return ()
+    block_end = min(pos + 2 + ((data[pos] << 8) | data[pos + 1]), end)
+    out = []
+    pos += 2
+    while pos + 4 <= block_end:
+        stop = pos + 4 + ((data[pos + 2] << 8) | data[pos + 3])
+        if stop > block_end:
+            break
+        out.append(Extension((data[pos] << 8) | data[pos + 1], data[pos + 4 : stop]))
+        pos = stop
+    return tuple(out)
+
+
 def _extensions(data: bytes, pos: int, end: int) -> tuple[Extension, ...]:
     """The optional extensions block that runs from ``pos`` to the end (``end``) of a hello."""
     if pos >= end:
@@ -137,15 +154,66 @@ def _check_version_and_random(end: int) -> None:
         raise short_read(2, 0, end) if end < 2 else short_read(32, 2, end)
 
 
-def parse_client_hello(body: bytes, frame: int, problems: list[str]) -> ClientHello:
-    """Parse a ClientHello body (RFC 8446 4.1.2 / RFC 5246 7.4.1.2)."""
+def parse_client_hello(
+    body: bytes, frame: int, problems: list[str], truncated: bool = False
+) -> ClientHello:
+    """Parse a ClientHello body (RFC 8446 4.1.2 / RFC 5246 7.4.1.2).
+
+    ``truncated``: ``body`` is only the first part of the message (the capture cut it); the
+    fields it holds whole are read, the first vector it cuts and everything after it are left
+    empty, and the result says ``truncated``. Fewer than the 34 bytes of version and random
+    still raise :class:`DecodeError`.
+    """
     end = len(body)
     _check_version_and_random(end)
+    if truncated:
+        return _client_hello_prefix(body, frame, problems)
     sid_end = vector_end(body, 34, end, 1)
     suites_end = vector_end(body, sid_end, end, 2)
     suites = u16_values(body, sid_end + 2, suites_end)
     compression_end = vector_end(body, suites_end, end, 1)
     extensions = _extensions(body, compression_end, end)
+    return _client_hello(
+        body, frame, problems, sid_end, suites, suites_end, compression_end, extensions
+    )
+
+
+def _client_hello_prefix(body: bytes, frame: int, problems: list[str]) -> ClientHello:
+    end = len(body)
+    sid_end = 35 + body[34] if end > 34 else end + 1
+    suites: tuple[int, ...] = ()
+    suites_end = compression_end = end + 1
+    if sid_end + 2 <= end:
+        suites_end = sid_end + 2 + ((body[sid_end] << 8) | body[sid_end + 1])
+        if suites_end <= end:
+            suites = u16_values(body, sid_end + 2, suites_end)
+            if suites_end < end:
+                compression_end = suites_end + 1 + body[suites_end]
+    extensions = _extensions_prefix(body, compression_end) if compression_end <= end else ()
+    return _client_hello(
+        body,
+        frame,
+        problems,
+        min(sid_end, end),
+        suites,
+        min(suites_end, end),
+        min(compression_end, end),
+        extensions,
+        truncated=True,
+    )
+
+
+def _client_hello(
+    body: bytes,
+    frame: int,
+    problems: list[str],
+    sid_end: int,
+    suites: tuple[int, ...],
+    suites_end: int,
+    compression_end: int,
+    extensions: tuple[Extension, ...],
+    truncated: bool = False,
+) -> ClientHello:
     decoded: dict[str, object] = {}
     psk_offered = early_data = False
     for ext in extensions:
@@ -173,6 +241,7 @@ def parse_client_hello(body: bytes, frame: int, problems: list[str]) -> ClientHe
         extensions=extensions,
         psk_offered=psk_offered,
         early_data=early_data,
+        truncated=truncated,
         **decoded,  # type: ignore[arg-type]
     )
 
@@ -236,14 +305,22 @@ def parse_server_hello(body: bytes, frame: int, problems: list[str]) -> ServerHe
     )
 
 
-def parse_certificate(body: bytes, frame: int, tls13: bool) -> CertificateMessage:
-    """Parse a Certificate message: the DER certificates in the order sent."""
+def parse_certificate(
+    body: bytes, frame: int, tls13: bool, truncated: bool = False
+) -> CertificateMessage:
+    """Parse a Certificate message: the DER certificates in the order sent.
+
+    ``truncated``: ``body`` is only the first part of the message; the certificates it holds
+    whole are returned (the leaf first, when it was reached) and the result says so.
+    """
     end = len(body)
     pos = 0
     context = b""
     if tls13:
         pos = vector_end(body, 0, end, 1)
         context = body[1:pos]
+    if truncated:
+        return _certificate_prefix(body, frame, pos, context, tls13)
     entries_end = vector_end(body, pos, end, 3)
     if entries_end != end:
         raise trailing(end - entries_end, "Certificate")
@@ -254,6 +331,25 @@ def parse_certificate(body: bytes, frame: int, tls13: bool) -> CertificateMessag
         chain.append(body[pos + 3 : stop])
         pos = vector_end(body, stop, entries_end, 2) if tls13 else stop
     return CertificateMessage(frame=frame, chain=tuple(chain), request_context=context)
+
+
+def _certificate_prefix(
+    body: bytes, frame: int, pos: int, context: bytes, tls13: bool
+) -> CertificateMessage:
+    end = len(body)
+    chain = []
+    pos += 3
+    while pos + 3 <= end:
+        stop = pos + 3 + ((body[pos] << 16) | (body[pos + 1] << 8) | body[pos + 2])
+        if stop > end:
+            break
+        chain.append(body[pos + 3 : stop])
+        pos = stop
+        if tls13:  # the entry's extensions
+            if pos + 2 > end:
+                break
+            pos += 2 + ((body[pos] << 8) | body[pos + 1])
+    return CertificateMessage(frame, tuple(chain), context, truncated=True)
 
 
 def parse_certificate_request(body: bytes, frame: int, version: int) -> CertificateRequest:

@@ -47,6 +47,9 @@ class ClientHello:
     """Sent in the SSLv2-compatible record format."""
     sslv2_cipher_kinds: tuple[int, ...] = ()
     """SSLv2 3-byte cipher kinds as sent (only for ``sslv2``)."""
+    truncated: bool = False
+    """The capture holds only the first part of the message (snap length, loss): the fields
+    are what that part reached; a list the cut ran into is left empty."""
     extension_types: tuple[int, ...] = field(init=False, repr=False, compare=False)
     """Extension type codes in wire order (derived from ``extensions`` once, when built)."""
 
@@ -76,6 +79,8 @@ class ServerHello:
     """An SSLv2 SERVER-HELLO (then ``cipher_suite`` is the first 3-byte cipher kind)."""
     sslv2_certificate: bytes | None = None
     """The certificate an SSLv2 SERVER-HELLO carries."""
+    truncated: bool = False
+    """The capture holds only the first part of the message (see ClientHello.truncated)."""
     extension_types: tuple[int, ...] = field(init=False, repr=False, compare=False)
     """Extension type codes in wire order (derived from ``extensions`` once, when built)."""
 
@@ -96,6 +101,9 @@ class CertificateMessage:
     chain: tuple[bytes, ...]
     request_context: bytes = b""
     """TLS 1.3 certificate_request_context (empty for TLS <= 1.2)."""
+    truncated: bool = False
+    """The capture holds only the first part of the message: ``chain`` has the certificates
+    that part holds whole (the leaf first, if it was reached)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,18 @@ Plaintext seen before TLS is kept (its first bytes) so a non-TLS answer can be n
 
 Once in TLS mode it cuts records: TLS/SSLv3 records with a 5-byte header, and SSLv2 records
 (2-byte header) as long as no SSLv3-format record was seen in that direction. A header that is
-neither is an ``invalid_record_header`` anomaly; after it, or after a gap in the TCP stream,
-the reader is *lost* and resynchronises at the next chunk that starts with a plausible record.
+neither is an ``invalid_record_header`` anomaly; after it the reader is *lost* and
+resynchronises at the next chunk that starts a consistent run of records (see below).
+
+Gaps in the TCP stream (loss, or a snap length that cut the packets) have a known size, so they
+do not always cost the record boundaries. A gap inside a record whose header was read leaves
+the framing intact: the record is delivered when its last byte has streamed past, with the body
+bytes before the first missing one and :attr:`Record.lost` saying how many are missing, and the
+next record is read as usual. Only a gap that swallows a record header (or starts where no
+header was read) loses the framing: the reader is then lost until a chunk starts with a
+plausible record header whose record either fills the chunk exactly or is followed by another
+plausible header. Records read after such a resynchronisation carry :attr:`Record.after_gap`;
+nothing is ever spliced across a gap.
 
 When the consumer will not read record bodies any more (an encrypted direction without keys),
 it sets :attr:`RecordReader.skim`: application_data records are then delivered with an empty
@@ -55,11 +65,22 @@ class Record:
     """Sent in the SSLv2 record format."""
     skipped: int = 0
     """Body bytes not kept (the reader was skimming); ``payload`` is then empty."""
+    lost: int = 0
+    """Body bytes not in ``payload`` because the capture lacks some of them (snap length,
+    loss): ``payload`` is then the part before the first missing byte, and :attr:`truncated`
+    is set."""
+    after_gap: bool = False
+    """Read after the reader lost and found the record boundaries again (see :meth:`gap`)."""
 
     @property
     def size(self) -> int:
         """Length of the record body as sent."""
-        return len(self.payload) + self.skipped
+        return len(self.payload) + self.skipped + self.lost
+
+    @property
+    def truncated(self) -> bool:
+        """Part of the body is missing from the capture."""
+        return self.lost > 0
 
 
 def _plausible_v3(b: bytes | bytearray, i: int, first: bool) -> bool | None:
@@ -80,6 +101,34 @@ def _plausible_v3(b: bytes | bytearray, i: int, first: bool) -> bool | None:
             return None
         return b[i + 5] in (1, 2) or (first and b[i + 5] <= 24)
     return first
+
+
+def _header_ok(b: bytes | bytearray, i: int) -> bool:
+    """A TLS/SSLv3 record header of any content type at ``b[i:i+5]`` (5 bytes present)."""
+    length = (b[i + 3] << 8) | b[i + 4]
+    return (
+        CT_CHANGE_CIPHER_SPEC <= b[i] <= CT_HEARTBEAT
+        and b[i + 1] == 3
+        and b[i + 2] <= 4
+        and 0 < length <= MAX_RECORD
+    )
+
+
+def _consistent_run(b: bytes | bytearray, i: int) -> bool | None:
+    """After lost bytes: does a run of records start at ``b[i]``? Its first record must end
+    exactly where the buffered bytes end (a chunk boundary) or where another plausible header
+    starts. None when more bytes are needed to tell."""
+    n = len(b)
+    if n - i < 5:
+        return None
+    if not _header_ok(b, i):
+        return False
+    end = i + 5 + ((b[i + 3] << 8) | b[i + 4])
+    if end >= n:
+        return True if end == n else None
+    if n - end < 5:
+        return None
+    return _header_ok(b, end)
 
 
 def _plausible_v2(b: bytes | bytearray, i: int) -> bool | None:
@@ -114,6 +163,10 @@ class RecordReader:
         self._gapped = 0  # bytes missing before TLS starts: not in _plain
         self._skip = 0  # skim mode: body bytes of the current record still to stream past
         self._skip_header = (0, 0, 0)  # skim mode: (content type, version, length) of it
+        self._hole: tuple[int, int, int, bytes] | None = None  # a record a gap cut into:
+        # (content type, version, length, body bytes before the gap)
+        self._hole_left = 0  # body bytes of that record still to stream past
+        self._after_gap = False  # the framing was lost and found again
         self.skim = False
         """Deliver record headers only (see the module docstring); set by the consumer."""
         self.tls_offset: int | None = None
@@ -129,6 +182,11 @@ class RecordReader:
         return bytes(self._plain)
 
     @property
+    def lost(self) -> bool:
+        """The record boundaries were lost in a gap and are not found again yet."""
+        return self._state == _LOST
+
+    @property
     def is_tls(self) -> bool:
         """True once a plausible TLS record was found in this direction."""
         return self.tls_offset is not None
@@ -137,20 +195,33 @@ class RecordReader:
         """Take the next contiguous stream bytes; return the records they complete."""
         if not data or self._state == _PLAIN:
             return []
+        done: list[Record] = []
+        if self._hole_left:  # the rest of a record a gap cut into: its end is known
+            n = len(data)
+            if n < self._hole_left:
+                self._hole_left -= n
+                self._start = self._end = self._end + n
+                return []
+            data = data[self._hole_left :]
+            self._start = self._end = self._end + self._hole_left
+            self._hole_left = 0
+            done.append(self._close_hole(frame))
+            if not data:
+                return done
         if self._skip:
             n = len(data)
             if n < self._skip:
                 self._skip -= n
                 self._start = self._end = self._end + n
-                return []
+                return done
             data = data[self._skip :]
             self._start = self._end = self._end + self._skip
             self._skip = 0
             ct, version, length = self._skip_header
-            done = Record(ct, version, b"", frame, skipped=length)
+            done.append(Record(ct, version, b"", frame, skipped=length, after_gap=self._after_gap))
             if not data:
-                return [done]
-            return [done, *self.feed(data, frame)]
+                return done
+            return done + self.feed(data, frame)
         if self._state != _TLS and self._end != 0:
             self._candidates.append(self._end)
         if self._state == _PROBE and len(self._plain) < PREAMBLE_KEEP:
@@ -159,25 +230,84 @@ class RecordReader:
         self._end += len(data)
         self._pieces.append((self._end, frame))
         if self._state != _TLS and not self._probe(frame):
-            return []
-        return self._cut(frame)
+            return done
+        return done + self._cut(frame)
 
-    def gap(self, size: int, frame: int) -> None:
-        """Bytes are missing here: drop the partial record and resynchronise afterwards."""
-        if self._state == _PLAIN:
-            return
+    def gap(self, size: int, frame: int) -> list[Record]:
+        """``size`` bytes are missing here; return the records the gap completes (cut ones).
+
+        See the module docstring: inside a record whose header was read, the framing survives
+        and the record is delivered truncated; otherwise the reader resynchronises later.
+        """
+        if self._state == _PLAIN or size <= 0:
+            return []
         if self._state == _PROBE:
             self._gapped += size
-        if self._state == _TLS and (self._start < self._end or self._skip):
-            self._skip = 0
+        if self._state == _TLS and not (self._skip or self._hole_left):
+            self._cut_open_record()
+        if self._state == _TLS and (self._skip or self._hole_left):
+            left = self._skip or self._hole_left
+            if size < left:  # the record goes on after the gap
+                if self._skip:
+                    self._skip -= size
+                else:
+                    self._hole_left -= size
+                self._start = self._end = self._end + size
+                return []
+            done = [self._close_skip(frame) if self._skip else self._close_hole(frame)]
+            self._skip = self._hole_left = 0
+            self._start = self._end = self._end + left
+            size -= left
+            if not size:  # the gap ends where the next record starts: still in step
+                return done
+            self.anomalies.append(
+                Anomaly(
+                    "record_lost_in_gap",
+                    frame,
+                    f"{size} bytes missing after a record: the record boundaries are lost",
+                )
+            )
+            self._lose(size)
+            return done
+        if self._state == _TLS and self._start < self._end:
             self.anomalies.append(
                 Anomaly("record_lost_in_gap", frame, f"{size} bytes missing mid-record")
             )
+        self._lose(size)
+        return []
+
+    def _lose(self, size: int) -> None:
+        """Skip ``size`` missing bytes without knowing where records start after them."""
         self._end += size
         self._reset_buffer()
         if self._state == _TLS:
             self._state = _LOST
+            self._after_gap = True
         self._candidates = [self._end]
+
+    def _cut_open_record(self) -> None:
+        """A gap follows: turn a buffered record whose header is whole into a hole, so its
+        end (known from the header) keeps the framing."""
+        buf = self._buf
+        if len(buf) < 5 or (self._v2_seen and not self._v3_seen):
+            return
+        b0 = buf[0]
+        if not (CT_CHANGE_CIPHER_SPEC <= b0 <= 26 and buf[1] == 3 and buf[2] <= 4):
+            return
+        length = (buf[3] << 8) | buf[4]
+        self._hole = (b0, (buf[1] << 8) | buf[2], length, bytes(buf[5:]))
+        self._hole_left = self._start + 5 + length - self._end
+        self._reset_buffer()
+
+    def _close_hole(self, frame: int) -> Record:
+        assert self._hole is not None
+        ct, version, length, body = self._hole
+        self._hole = None
+        return Record(ct, version, body, frame, lost=length - len(body), after_gap=self._after_gap)
+
+    def _close_skip(self, frame: int) -> Record:
+        ct, version, length = self._skip_header
+        return Record(ct, version, b"", frame, skipped=length, after_gap=self._after_gap)
 
     def release(self) -> None:
         """The stream is over: free the buffers (what was learnt, e.g. the preamble, stays).
@@ -201,22 +331,31 @@ class RecordReader:
         return self._pieces[-1][1]
 
     def _probe(self, frame: int) -> bool:
-        """Look for the start of TLS at pending candidate offsets; True when found."""
+        """Look for the start of TLS at pending candidate offsets; True when found.
+
+        A candidate that cannot be judged yet waits for more bytes, unless a later one is
+        judged a start first: that one wins (a later confirmed start beats an open question).
+        """
         buf = self._buf
-        while self._candidates:
-            at = self._candidates[0]
+        pending: list[int] = []
+        for at in self._candidates:
             i = at - self._start
             first = at == 0 and self._state == _PROBE
             verdict = _plausible_v3(buf, i, first)
+            if verdict is not True and (self._state == _LOST or self._gapped):
+                run = _consistent_run(buf, i)
+                verdict = True if run else (None if verdict is None or run is None else False)
             if verdict is not True and not self._v3_seen:
                 v2 = _plausible_v2(buf, i)
                 verdict = True if v2 else (None if verdict is None or v2 is None else False)
-            if verdict is None:
-                return False
-            self._candidates.pop(0)
             if verdict:
                 self._enter_tls(at, frame)
                 return True
+            if verdict is None:
+                pending.append(at)
+        self._candidates = pending
+        if pending:
+            return False
         self._discard_plaintext()
         return False
 
@@ -268,11 +407,20 @@ class RecordReader:
                     break
                 if skim:
                     rec = Record(
-                        b0, version, b"", self._frame_at(self._start + end - 1), skipped=length
+                        b0,
+                        version,
+                        b"",
+                        self._frame_at(self._start + end - 1),
+                        skipped=length,
+                        after_gap=self._after_gap,
                     )
                 else:
                     rec = Record(
-                        b0, version, bytes(buf[i + 5 : end]), self._frame_at(self._start + end - 1)
+                        b0,
+                        version,
+                        bytes(buf[i + 5 : end]),
+                        self._frame_at(self._start + end - 1),
+                        after_gap=self._after_gap,
                     )
             elif b0 & 0x80 and not self._v3_seen:
                 length = ((b0 & 0x7F) << 8) | buf[i + 1]

@@ -9,10 +9,8 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from tlspcap.capture.model import format_endpoint
 from tlspcap.certs import cert_info, iso_utc
-from tlspcap.session import TlsSession
-from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.facts.model import ConnFacts
 from tlspcap.tls import fingerprint
 from tlspcap.tls.messages import Alert, ClientHello, ServerHello
 from tlspcap.tls.registry import alert_level_name, alert_name
@@ -68,7 +66,7 @@ def alert_facts(alert: Alert) -> Json:
     }
 
 
-def certificate_facts(session: TlsSession, side: str) -> list[Json]:
+def certificate_facts(session: ConnFacts, side: str) -> list[Json]:
     """The chain a side sent, as ``certificates[]`` entries (every Certificate message)."""
     chain_owner = session.server if side == "server" else session.client
     out = []
@@ -96,9 +94,6 @@ def _certificate_entry(der: bytes) -> Json:
     }
 
 
-def endpoints(conn: TcpConnection) -> tuple[str, str]:
+def endpoints(conn: ConnFacts) -> tuple[str, str]:
     """``(client, server)`` as ``ip:port`` strings."""
-    s = conn.session
-    client = s.endpoints[s.client_dir]
-    server = s.endpoints[s.server_dir]
-    return format_endpoint(*client), format_endpoint(*server)
+    return conn.client_endpoint, conn.server_endpoint

@@ -1,0 +1,1 @@
+"""Per-connection facts: the frozen record the diagnosis and the reports read."""

@@ -1,0 +1,263 @@
+"""What one connection showed, as a frozen record: the facts every verdict is a function of.
+
+A :class:`ConnFacts` is built once per connection when the connection is over (by
+:func:`tlspcap.facts.collect.collect` from the pure-Python packet stage, or from a compiled
+engine's output), and never changes after that. The diagnosis reads only these facts and the
+capture-wide knowledge learnt from other connections' facts; the reports render them. So a
+verdict that must wait for the end of the capture waits as pickled facts on disk, not as a live
+connection with its buffers.
+
+Facts are kept per *direction* (0: the TCP initiator, or the first sender seen) and roles are a
+separate decision (:attr:`ConnFacts.client_dir`, with :attr:`ConnFacts.role_from` saying what it
+rests on), so a capture of one side only, or one that starts mid-connection, is just a record
+with an empty or a partial side, not a special case.
+
+Everything here is bounded: per-packet facts are kept for the first :data:`PACKET_LOG` packets
+of each direction and for every SYN, FIN and RST (up to :data:`CONTROL_LOG`); gaps, events and
+the encrypted-record log have caps of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tlspcap.anomaly import Anomaly
+from tlspcap.capture.model import format_endpoint
+from tlspcap.tls.messages import (
+    Alert,
+    CertificateMessage,
+    CertificateRequest,
+    ClientHello,
+    ServerHello,
+)
+
+Endpoint = tuple[bytes, int]
+"""A packed IP address and a port."""
+
+PACKET_LOG = 48
+"""Packets per direction whose facts (TTL, IP ID, window, ...) are kept, from the first on."""
+CONTROL_LOG = 16
+"""SYN/FIN/RST packets per direction kept beyond :data:`PACKET_LOG`."""
+MAX_GAPS = 32
+"""Gaps kept per direction (the rest are counted in :attr:`SideFacts.gap_count`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PacketFacts:
+    """The header facts of one TCP packet, as rules about the path need them.
+
+    ``seq`` and ``ack`` are stream offsets, not raw sequence numbers: ``seq`` is the offset of
+    the packet's first payload byte in its own direction's stream, ``ack`` the offset of the
+    peer's stream it acknowledges (both count from the byte after the SYN; -1 when unknown).
+    """
+
+    frame: int
+    ts: float
+    flags: int
+    """TCP flags byte."""
+    seq: int
+    ack: int
+    length: int
+    """Payload bytes on the wire (captured or not)."""
+    ttl: int
+    """IPv4 TTL or IPv6 hop limit (-1 when unknown)."""
+    ip_id: int
+    """IPv4 identification (-1 for IPv6 or unknown)."""
+    window: int
+    """TCP window field, unscaled."""
+    options: bytes = b""
+    """Raw TCP options."""
+
+
+@dataclass(frozen=True, slots=True)
+class GapFacts:
+    """Bytes of a direction's stream missing from the capture."""
+
+    frame: int
+    """Frame at which the gap was noticed."""
+    size: int
+    offset: int
+    """Stream offset of the first missing byte (-1 when unknown)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedRecord:
+    """An encrypted record's place in the conversation (for TLS 1.3 size inferences)."""
+
+    direction: int
+    content_type: int
+    length: int
+    frame: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageFacts:
+    """One handshake message seen in the clear (or decrypted), in capture order."""
+
+    direction: int
+    msg_type: int
+    frame: int
+    length: int
+    """Body length as declared."""
+    truncated: bool = False
+    """The capture holds only part of it (snap length or a gap): parsed as far as it goes."""
+
+
+@dataclass(frozen=True, slots=True)
+class SideFacts:
+    """What one direction of the connection sent, and what it acknowledged of the other."""
+
+    packets: int = 0
+    """Packets captured from this side."""
+    first_frame: int | None = None
+    """First packet from this side."""
+    last_packet_frame: int | None = None
+    """Last packet from this side."""
+    syn_frame: int | None = None
+    fin_frame: int | None = None
+    rst_frame: int | None = None
+    first_data_frame: int | None = None
+    """First frame that carried stream bytes (TLS or not)."""
+    last_frame: int | None = None
+    """Last frame that carried TLS bytes."""
+    stream_bytes: int = 0
+    """Stream bytes of this side present in the capture (retransmissions not counted)."""
+    wire_bytes: int = 0
+    """Stream bytes of this side the capture shows were sent: present, cut by the snap length,
+    or lost in gaps (the highest offset reached)."""
+    acked: int = -1
+    """Highest offset of the peer's stream this side acknowledged (-1: no ACK seen, or the
+    peer's stream has no known start). Proves how much the peer sent even when the peer's
+    packets are not in the capture."""
+    acked_frame: int | None = None
+    """First frame whose ACK reached :attr:`acked`."""
+    ack_base_known: bool = False
+    """The peer's initial sequence number is known (its SYN, or this side's ACK of it), so
+    :attr:`acked` counts from the start of the peer's stream; else from this side's first ACK."""
+    retransmissions: int = 0
+    """Segments that carried only bytes already seen."""
+    gaps: tuple[GapFacts, ...] = ()
+    gap_count: int = 0
+    snaplen_missing: int = 0
+    """Payload bytes of this side cut off by the capture's snap length."""
+    framing_lost: tuple[int, ...] = ()
+    """Frames at which the record boundaries were lost (a gap that swallowed a record header,
+    or a malformed header): records may be missing until they were found again."""
+    is_tls: bool = False
+    preamble: bytes = b""
+    """First plaintext bytes before (or instead of) TLS."""
+    encrypted: bool = False
+    """The side's records were encrypted at the end."""
+    ccs_frame: int | None = None
+    finished_frame: int | None = None
+    encrypted_handshake_records: int = 0
+    application_records: int = 0
+    application_bytes: int = 0
+    first_application_frame: int | None = None
+    application_preview: bytes = b""
+    decrypted_records: int = 0
+    certificates: tuple[CertificateMessage, ...] = ()
+    packet_log: tuple[PacketFacts, ...] = ()
+    """Facts of the first packets and of the control packets (see the module docstring)."""
+
+    @property
+    def gap_frames(self) -> list[int]:
+        """Frames at which gaps in this side's stream were noticed."""
+        return [g.frame for g in self.gaps]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnFacts:
+    """Everything one TCP connection showed (see the module docstring)."""
+
+    index: int
+    """Order in which connections started in the capture (0-based)."""
+    endpoints: tuple[Endpoint, Endpoint]
+    """Sender of direction 0, sender of direction 1."""
+    client_dir: int
+    """Direction index of the client."""
+    role_from: str
+    """What the roles rest on: ``client_hello``, ``server_hello``, ``certificate_request``,
+    ``server_message`` (a message only a server sends), ``syn``, or ``first_packet``."""
+    first_frame: int
+    last_frame: int
+    first_ts: float
+    last_ts: float
+    sides: tuple[SideFacts, SideFacts]
+    syn_frame: int | None = None
+    synack_frame: int | None = None
+    client_hellos: tuple[ClientHello, ...] = ()
+    server_hellos: tuple[ServerHello, ...] = ()
+    certificate_request: CertificateRequest | None = None
+    server_hello_done_frame: int | None = None
+    messages: tuple[MessageFacts, ...] = ()
+    """Handshake messages read, in capture order (capped)."""
+    alerts: tuple[Alert, ...] = ()
+    """Every alert kept, in order, with its sender's role."""
+    encrypted_log: tuple[EncryptedRecord, ...] = ()
+    history: str = ""
+    anomalies: tuple[Anomaly, ...] = ()
+    frame_times: dict[int, float] = field(default_factory=dict)
+    """Capture time of the frames the facts name."""
+    version: int | None = None
+    """Negotiated version (from the last real ServerHello)."""
+    cipher: int | None = None
+    evicted: bool = False
+    """Closed early to bound memory (too many connections at once)."""
+    idle: bool = False
+    """Retired for being quiet (see :data:`tlspcap.tcp.tracker.IDLE_SECONDS`)."""
+    tunnel: str | None = None
+    """Encapsulation the connection's packets came in (VXLAN, GRE, ...), if any."""
+
+    # ---- roles -----------------------------------------------------------------------
+    @property
+    def server_dir(self) -> int:
+        """Direction index of the server."""
+        return 1 - self.client_dir
+
+    def role(self, direction: int) -> str:
+        """``"client"`` or ``"server"`` for a direction index."""
+        return "client" if direction == self.client_dir else "server"
+
+    @property
+    def client(self) -> SideFacts:
+        """The client's side."""
+        return self.sides[self.client_dir]
+
+    @property
+    def server(self) -> SideFacts:
+        """The server's side."""
+        return self.sides[self.server_dir]
+
+    @property
+    def client_endpoint(self) -> str:
+        """The client as ``ip:port``."""
+        return format_endpoint(*self.endpoints[self.client_dir])
+
+    @property
+    def server_endpoint(self) -> str:
+        """The server as ``ip:port``."""
+        return format_endpoint(*self.endpoints[self.server_dir])
+
+    @property
+    def packets_by_direction(self) -> tuple[int, int]:
+        """Packets captured from direction 0 and from direction 1."""
+        return (self.sides[0].packets, self.sides[1].packets)
+
+    @property
+    def packets(self) -> int:
+        """Packets captured in both directions."""
+        return self.sides[0].packets + self.sides[1].packets
+
+    @property
+    def decrypted(self) -> bool:
+        """At least one record was decrypted with key-log secrets."""
+        return any(s.decrypted_records for s in self.sides)
+
+    def time_of(self, frame: int | None) -> float:
+        """Capture time of a frame the facts name (the connection's start when unknown)."""
+        if frame is not None:
+            ts = self.frame_times.get(frame)
+            if ts is not None:
+                return ts
+        return self.first_ts

@@ -1,0 +1,91 @@
+"""Connection facts waiting for the end of a capture, kept on disk.
+
+A verdict that read capture-wide facts is computed again when the capture ends. Its
+connection's :class:`~tlspcap.facts.model.ConnFacts` waits here: appended to a file in a
+directory the caller owns (pickles this process wrote a moment before; nothing read from a
+capture is ever unpickled as such), or kept in a list when no directory is given (tests, small
+programs). Memory holds nothing per waiting connection but the file's length.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from tlspcap.errors import OutputError
+from tlspcap.facts.model import ConnFacts
+
+_CHUNK = 1 << 20
+
+
+class FactsSpool:
+    """Append-only store of facts, read back once in the order they were added."""
+
+    def __init__(self, directory: str | None) -> None:
+        """Spool into a new file in ``directory`` (created on the first :meth:`add`), or in
+        memory when ``directory`` is None."""
+        self._directory = directory
+        self._path: str | None = None
+        self._fh: BinaryIO | None = None
+        self._memory: list[ConnFacts] = []
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, facts: ConnFacts) -> None:
+        """Keep one connection's facts until :meth:`drain`."""
+        self._count += 1
+        if self._directory is None:
+            self._memory.append(facts)
+            return
+        try:
+            if self._path is None:
+                fd, self._path = tempfile.mkstemp(
+                    prefix="facts-", suffix=".spool", dir=self._directory
+                )
+                self._fh = os.fdopen(fd, "wb", buffering=_CHUNK)
+            assert self._fh is not None
+            pickle.dump(facts, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except OSError as exc:
+            raise OutputError(f"cannot write the facts spool in {self._directory}: {exc}") from exc
+
+    def drain(self) -> Iterator[ConnFacts]:
+        """The facts in the order they were added, each once; the spool is empty afterwards."""
+        if self._directory is None:
+            memory, self._memory = self._memory, []
+            yield from memory
+            return
+        if self._path is None:
+            return
+        path, fh = self._path, self._fh
+        try:
+            if fh is not None:
+                fh.close()
+        except OSError as exc:
+            raise OutputError(f"cannot write the facts spool {path}: {exc}") from exc
+        self._path = self._fh = None
+        try:
+            with open(path, "rb", buffering=_CHUNK) as fh:
+                for _ in range(self._count):
+                    facts: ConnFacts = pickle.load(fh)  # our own spool: see the module docstring
+                    yield facts
+        finally:
+            self._count = 0
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def discard(self) -> None:
+        """Close and remove the file."""
+        self._memory = []
+        if self._path is not None:
+            if self._fh is not None:
+                with contextlib.suppress(OSError):
+                    self._fh.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._path)
+            self._path = self._fh = None
