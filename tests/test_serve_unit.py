@@ -247,6 +247,7 @@ def test_store_round_trip_recovery_and_retention(tmp_path: Path) -> None:
     async def restart() -> Runner:
         runner = Runner(config, store)
         runner.recover()
+        runner.queue_again()
         return runner
 
     runner = asyncio.run(restart())

@@ -71,24 +71,28 @@ class Runner:
         """Job ids waiting for an upload slot."""
         self.live: dict[str, Live] = {}
         self._uploads = asyncio.Semaphore(config.upload_slots)
-        self._ready = asyncio.Condition()
-        self._changed = asyncio.Condition()
+        self._queued = asyncio.Event()
+        """Set when a job is queued (analysis loops wait on it while the queue is empty)."""
+        self._changed = asyncio.Event()
+        """Set, and replaced by a fresh one, at each change."""
         self._version = 0
         self._procs: dict[str, asyncio.subprocess.Process] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- life of the service -------------------------------------------------------------
     async def start(self) -> None:
-        """Recover from the last run, then start the analysis loops and the retention sweep."""
+        """Recover from the last run, queue again the jobs that were queued, then start the
+        analysis loops and the retention sweep."""
         self.recover()
+        self.queue_again()
         self._tasks = [
             asyncio.create_task(self._analysis_loop()) for _ in range(self.config.workers)
         ]
         self._tasks.append(asyncio.create_task(self._retention_loop()))
 
     def recover(self) -> None:
-        """After a restart: running jobs become interrupted (with a retry), queued jobs queue
-        again, and uploads that were cut off fail."""
+        """When the service stops or starts again: running jobs become interrupted (with a
+        retry), and uploads that were cut off fail (queued jobs stay queued)."""
         for job in self.store.with_status(Status.RUNNING):
             job.status = Status.INTERRUPTED
             job.reason = "the service stopped while this analysis ran; retry it"
@@ -100,6 +104,9 @@ class Runner:
             job.finished_at = time.time()
             self.store.save(job)
             JobPaths(self.config.data, job.id).remove_input()
+
+    def queue_again(self) -> None:
+        """Queue the jobs the table says are queued (after a restart), oldest first."""
         self.queue.extend(job.id for job in self.store.with_status(Status.QUEUED))
 
     async def stop(self) -> None:
@@ -117,7 +124,7 @@ class Runner:
     def enqueue(self, job_id: str) -> None:
         """Queue an uploaded job for analysis."""
         self.queue.append(job_id)
-        self._notify_ready()
+        self._queued.set()
         self.notify()
 
     def queue_position(self, job: Job) -> int | None:
@@ -160,18 +167,14 @@ class Runner:
     def notify(self) -> None:
         """Something changed: wake :meth:`changed` waiters."""
         self._version += 1
-        asyncio.get_running_loop().create_task(self._wake())
-
-    async def _wake(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def changed(self, version: int, timeout: float) -> int:
         """Wait until something changes after ``version`` (or ``timeout``); the new version."""
-        async with self._changed:
-            if self._version == version:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout)
+        if self._version == version:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout)
         return self._version
 
     @property
@@ -179,18 +182,12 @@ class Runner:
         """Counts the changes so far."""
         return self._version
 
-    def _notify_ready(self) -> None:
-        asyncio.get_running_loop().create_task(self._wake_ready())
-
-    async def _wake_ready(self) -> None:
-        async with self._ready:
-            self._ready.notify()
-
     # ---- analyses ------------------------------------------------------------------------
     async def _next_job(self) -> str:
-        async with self._ready:
-            await self._ready.wait_for(lambda: bool(self.queue))
-            return self.queue.popleft()
+        while not self.queue:
+            self._queued.clear()
+            await self._queued.wait()
+        return self.queue.popleft()
 
     async def _analysis_loop(self) -> None:
         while True:

@@ -40,7 +40,7 @@ def run(config: ServeConfig) -> None:
     )
     app = create_app(config)
     sock = bind(config)
-    auth = "token required" if config.token else "no token (loopback only)"
+    auth = "token required" if config.token else "this machine only, no token"
     print(f"tlspcap serve: listening on {url_of(sock)} ({auth}; data in {config.data})")
     sys.stdout.flush()
     server = uvicorn.Server(
