@@ -336,7 +336,10 @@ class TlsSession:
             self._letter(direction, "I")
             if side.ccs_frame is None:
                 side.ccs_frame = record.frame
-            if self.version is None or not is_tls13(self.version):
+            retry = any(sh.hello_retry_request for sh in self.server_hellos)  # TLS 1.3 anyway
+            if (self.version is None and not retry) or (
+                self.version is not None and not is_tls13(self.version)
+            ):
                 # Encrypted from here (with the version unknown, the ServerHello not being in
                 # the capture, too: in TLS 1.3 a client's records after its CCS are encrypted
                 # as well). New keys from here, and again after a renegotiation.
@@ -345,7 +348,12 @@ class TlsSession:
                 self._keys_looked_up[direction] = False
         elif ct == CT_ALERT:
             self._alert(direction, side, record)
-        elif ct == CT_HANDSHAKE and not side.encrypted:
+        elif ct == CT_HANDSHAKE and (
+            not side.encrypted or (self.version is None and _whole_client_hello(record))
+        ):
+            # (A ClientHello after a CCS, with no ServerHello in the capture: the TLS 1.3
+            # compatibility CCS before the second hello of a HelloRetryRequest not captured.)
+            side.encrypted = False
             for msg in side.assembler.feed(record.payload, record.frame, record.lost):
                 self._message(direction, side, msg)
         elif ct == CT_HANDSHAKE:
@@ -692,6 +700,18 @@ class TlsSession:
                 side.application_records += 1
         except DecodeError as exc:
             self.anomalies.append(Anomaly("malformed_sslv2_hello", record.frame, str(exc)))
+
+
+def _whole_client_hello(record: Record) -> bool:
+    """The record holds exactly one plaintext ClientHello (random bytes almost never do)."""
+    body = record.payload
+    return (
+        len(body) > 38
+        and not record.lost
+        and body[0] == 1
+        and int.from_bytes(body[1:4], "big") == len(body) - 4
+        and body[4] == 3
+    )
 
 
 def _with_sender(a: Alert, sender: str) -> Alert:

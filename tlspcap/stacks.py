@@ -44,7 +44,10 @@ KNOWN: tuple[tuple[str, str | None, StackHint], ...] = (
 
 
 def likely_stack(ch: ClientHello) -> StackHint | None:
-    """The stack a ClientHello's JA4 points to, when the table knows it."""
+    """The stack a ClientHello's JA4 points to, when the table knows it (never for a hello the
+    capture cut: its lists may stop short)."""
+    if ch.truncated:
+        return None
     cipher_hash, extension_hash = ja4_hashes(ch)
     for b, c, stack in KNOWN:
         if cipher_hash == b and (c is None or extension_hash == c):

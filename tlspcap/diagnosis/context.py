@@ -131,6 +131,19 @@ def cert_frame(s: ConnFacts) -> int | None:
 # ---- text helpers -----------------------------------------------------------------------
 def hello_text(ch: ClientHello) -> str:
     """A ClientHello in one line of evidence."""
+    if ch.truncated:
+        parts = [f"legacy version {vname(ch.legacy_version)}"]
+        if ch.cipher_suites:
+            parts.append(f"{len(ch.cipher_suites)} cipher suites")
+        if ch.supported_versions:
+            parts.append("versions " + ", ".join(vname(o) for o in offered_versions(ch)))
+        if ch.sni is not None:
+            parts.append(f"server_name {ch.sni!r}")
+        return (
+            "ClientHello cut short by the capture's snap length ("
+            + ", ".join(parts)
+            + "; what follows was not captured)"
+        )
     versions = ", ".join(vname(o) for o in offered_versions(ch))
     sni = f"server_name {ch.sni!r}" if ch.sni is not None else "no server_name"
     return f"ClientHello offering {versions}, {len(ch.cipher_suites)} cipher suites, {sni}"

@@ -18,6 +18,7 @@ from tlspcap.diagnosis.context import Context
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
 from tlspcap.diagnosis.model import ESTABLISHED, INCOMPLETE, Verdict
 from tlspcap.diagnosis.options import Options, default_trust
+from tlspcap.diagnosis.settle import settle
 from tlspcap.facts.model import ConnFacts
 from tlspcap.facts.spool import FactsSpool
 
@@ -97,6 +98,7 @@ def diagnose(
     ctx = Context(facts, know, opts, capture_end)
     verdict = rules.walk(ctx)
     _finish(verdict)
+    verdict.settle = settle(facts, verdict)
     return verdict
 
 

@@ -159,10 +159,7 @@ def absent_hello_text(f: ConnFacts) -> str:
 def hello_line(f: ConnFacts, ch: ClientHello | None) -> tuple[int | None, str]:
     """The evidence line for the client's hello, or for its absence."""
     if ch is not None:
-        text = hello_text(ch)
-        if ch.truncated:
-            text += " (cut short by the capture's snap length: later fields are missing)"
-        return ch.frame, text
+        return ch.frame, hello_text(ch)
     cut = [m for m in f.messages if m.direction == f.client_dir and m.msg_type == 1]
     if cut:
         return cut[0].frame, (

@@ -35,9 +35,11 @@ def client_hello_facts(ch: ClientHello) -> Json:
         "sni": ch.sni,
         "alpn": [alpn_text(a) for a in ch.alpn],
         "sslv2_format": ch.sslv2,
-        "ja3": fingerprint.ja3_of_string(ja3_text),
-        "ja3_string": ja3_text,
-        "ja4": fingerprint.ja4(ch),
+        "truncated": ch.truncated,
+        # A hello the capture cut has no fingerprint: its lists may stop short.
+        "ja3": None if ch.truncated else fingerprint.ja3_of_string(ja3_text),
+        "ja3_string": None if ch.truncated else ja3_text,
+        "ja4": None if ch.truncated else fingerprint.ja4(ch),
     }
 
 

@@ -363,6 +363,14 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> str:
             else ""
         )
         parts.append(f'<p class="fix">{who}<strong>Fix:</strong> {esc(data.get("fix"))}</p>')
+    settle = data.get("settle") or []
+    if settle:
+        parts.append("<h4>What would settle it</h4><ul>")
+        for item in settle:
+            command = item.get("command")
+            cmd = f"<br><code>{esc(command)}</code>" if command else ""
+            parts.append(f"<li>{esc(item.get('text'))}{cmd}</li>")
+        parts.append("</ul>")
     parts.append("</section>")
     return "\n".join(p for p in parts if p)
 

@@ -42,6 +42,8 @@ def connection_to_dict(conn: ConnFacts, verdict: Verdict) -> Json:
         "secondary": [
             {"code": f.code, "frame": f.frame, "text": f.text} for f in verdict.secondary
         ],
+        "confidence": verdict.confidence,
+        "settle": [{"text": x.text, "command": x.command} for x in verdict.settle],
         "alerts": [alert_facts(a) for a in s.alerts],
         "client_hellos": [client_hello_facts(ch) for ch in s.client_hellos],
         "server_hellos": [server_hello_facts(sh) for sh in s.server_hellos],

@@ -152,6 +152,13 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> list[str]:
     if data.get("fix"):
         lines.append(f"**Fix:** {md(data.get('fix'))}")
         lines.append("")
+    settle = data.get("settle") or []
+    if settle:
+        lines += ["**What would settle it**", ""]
+        for item in settle:
+            command = item.get("command")
+            lines.append(f"- {md(item.get('text'))}" + (f": `{command}`" if command else ""))
+        lines.append("")
     return lines
 
 

@@ -42,11 +42,13 @@ def connection_block(conn: ConnFacts, verdict: Verdict) -> list[str]:
     for ch in s.client_hellos:
         offered = ch.supported_versions or (ch.legacy_version,)
         alpn = ",".join(alpn_text(a) for a in ch.alpn)
+        sni = "not captured" if ch.truncated and ch.sni is None else repr(ch.sni)
         lines.append(
-            f"  ClientHello  frame {ch.frame}: SNI {ch.sni!r}, offers "
+            f"  ClientHello  frame {ch.frame}: SNI {sni}, offers "
             f"{'/'.join(version_name(v) for v in offered)}, {len(ch.cipher_suites)} suites"
             + (f", ALPN {alpn}" if alpn else "")
             + (" (SSLv2 format)" if ch.sslv2 else "")
+            + (" (cut short by the capture)" if ch.truncated else "")
         )
     for sh in s.server_hellos:
         kind = "HelloRetryRequest" if sh.hello_retry_request else "ServerHello"
@@ -78,6 +80,17 @@ def connection_block(conn: ConnFacts, verdict: Verdict) -> list[str]:
         )
         for f2 in verdict.secondary:
             lines.append(f"  Also: {f2.code}: {f2.text}")
+        for item in verdict.settle:
+            lines.extend(
+                textwrap.wrap(
+                    f"To settle it: {item.text}" + (":" if item.command else ""),
+                    96,
+                    initial_indent="  ",
+                    subsequent_indent="    ",
+                )
+            )
+            if item.command:
+                lines.append(f"    {item.command}")
     return [sanitize(line) for line in lines]
 
 
