@@ -4,6 +4,9 @@ the streaming multipart receiver, the job table, recovery after a restart and re
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +34,7 @@ from tlspcap.serve.uploads import (
     display_name,
     multipart_boundary,
 )
+from tlspcap.serve.worker import EXIT_MEMORY
 
 
 # ---- configuration -----------------------------------------------------------------------
@@ -266,3 +270,27 @@ def test_store_round_trip_recovery_and_retention(tmp_path: Path) -> None:
 
 async def _expire(runner: Runner, now: float) -> list[str]:
     return runner.expire(now)
+
+
+# ---- the worker's limits --------------------------------------------------------------------
+def _limited(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from tlspcap.serve.worker import limit_resources\n" + code],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_worker_limits_are_enforced_by_the_kernel() -> None:
+    proc = _limited("limit_resources(512 * 2**20, None)\nb = bytearray(1024 * 2**20)")
+    assert proc.returncode == 1 and "MemoryError" in proc.stderr
+    proc = _limited("limit_resources(None, 1)\nwhile True: pass")
+    assert proc.returncode == -signal.SIGXCPU
+
+
+def test_how_a_worker_died_is_told(tmp_path: Path) -> None:
+    config = make_config(data=tmp_path, worker_memory="1GiB", worker_cpu_seconds=60)
+    runner = Runner(config, JobStore(tmp_path / "jobs.sqlite3"))
+    assert runner._death(-signal.SIGKILL) == "the analysis worker was killed (SIGKILL)"
+    assert runner._death(-signal.SIGXCPU) == "the analysis used up its CPU time limit (60 s)"
+    assert runner._death(EXIT_MEMORY) == "the analysis ran out of its memory limit (1 GiB)"
+    assert runner._death(1) == "the analysis worker stopped with exit status 1"

@@ -22,7 +22,6 @@ from tlspcap.report.summary import totals
 from tlspcap.serve.config import format_size
 from tlspcap.serve.store import RETRYABLE, Job, Status
 
-CAPTURE_ACCEPT = ".pcap,.pcapng,.cap,.gz,.pcap.gz,.pcapng.gz,.cap.gz"
 STATUS_WORDS = {
     Status.UPLOAD_QUEUED: "waiting to upload",
     Status.UPLOADING: "uploading",
@@ -125,7 +124,7 @@ def upload_form(csrf: str, max_upload: int) -> str:
 <div id="drop" class="drop">
 <p><strong>Drop captures here</strong> (pcap, pcapng, or gzip of either; up to
 {esc(format_size(max_upload))} in all) or choose them:</p>
-<input id="capture" type="file" name="capture" multiple required accept="{CAPTURE_ACCEPT}">
+<input id="capture" type="file" name="capture" multiple required>
 <ul id="chosen"></ul>
 </div>
 <details><summary>Options (what <code>tlspcap analyze</code> takes)</summary>

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tlspcap.batch import analyze_one
+from tlspcap.batch import analyze_one, internal_error
 from tlspcap.errors import TlspcapError
 from tlspcap.report.output import shown_and_totals, write_report
 from tlspcap.report.summary import FileReport, Filters, Totals
@@ -44,6 +44,9 @@ EXIT_MEMORY = 3
 PR_SET_PDEATHSIG = 1
 
 Emit = Callable[[dict[str, Any]], None]
+_OUT_OF_MEMORY = internal_error(MemoryError()).split(":")[0]
+"""How :func:`analyze_one` words a file that ran out of memory (``internal error
+(MemoryError``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,8 @@ def analyze_job(spec: WorkerSpec, emit: Emit) -> tuple[Totals, int]:
         for i, cap in enumerate(spec.captures):
             emit({"event": "progress", "file": i, "bytes": 0, "packets": 0})
             report = analyze_one(cap.path, settings, cap.size, _throttled(emit, i))
+            if (report.error or "").startswith(_OUT_OF_MEMORY):
+                raise MemoryError  # analyze_one keeps going on a bug; this is our limit
             # the report names the capture as uploaded, as the CLI names a file as given
             report = dataclasses.replace(report, meta={**report.meta, "file": cap.name})
             reports.append(report)
