@@ -431,3 +431,28 @@ def test_token_on_an_all_interfaces_bind(tmp_path: Path) -> None:
     finally:
         anon.close()
         s.stop()
+
+
+def test_the_page_works_without_its_script(server: Server) -> None:
+    """The plain form post (no JavaScript): CSRF token first, a redirect to the job's page."""
+    page = httpx.Client(base_url=server.url, timeout=60)
+    try:
+        home = page.get("/")
+        assert "tlspcap_csrf=" in home.headers["set-cookie"]
+        assert "HttpOnly" in home.headers["set-cookie"]
+        csrf = home.text.split('name="csrf_token" value="')[1].split('"')[0]
+        files = [("capture", (SNI.name, SNI.read_bytes()))]
+        r = page.post("/jobs", files=files)  # no CSRF token
+        assert r.status_code == 403 and "CSRF" in r.text and "<h1>Error 403</h1>" in r.text
+        r = page.post("/jobs", files=[("csrf_token", (None, csrf)), *files])
+        assert r.status_code == 303 and r.headers["location"].startswith("/jobs/")
+        job = r.headers["location"].rsplit("/", 1)[1]
+        assert server.wait(job)["status"] == "done"
+        report = page.get(f"/jobs/{job}").text
+        assert "FAILED: sni_missing" in report and 'id="read-summary"' in report
+        assert report.startswith("<!DOCTYPE html>")
+        r = page.post(f"/jobs/{job}/delete", data={"csrf_token": csrf})
+        assert r.status_code == 303 and r.headers["location"] == "/"
+        assert page.get(f"/jobs/{job}").status_code == 404
+    finally:
+        page.close()
