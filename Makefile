@@ -35,7 +35,7 @@ sysdeps-fixtures: sysdeps-test
 
 # The main job on the shipped fixtures (exit code 1 = failed handshakes found, as expected here).
 demo: $(STAMP)
-	$(VENV)/bin/tlspcap analyze --ca-bundle fixtures/real/certs/root.pem fixtures/ || [ $$? -eq 1 ]
+	$(VENV)/bin/tlspcap analyze --ca-bundle fixtures/real/certs/root.pem fixtures/real fixtures/crafted || [ $$? -eq 1 ]
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tlspcap tests fixtures bench fuzz
@@ -60,6 +60,7 @@ bench: $(STAMP)
 
 fixtures: $(STAMP) sysdeps-fixtures
 	$(PY) fixtures/gen/make_fixtures.py
+	$(PY) fixtures/gen/make_degraded.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

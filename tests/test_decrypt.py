@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
+from feeding import Fed
 
 from tlspcap.analyze import CaptureResult, analyze_file
 from tlspcap.keylog import CLIENT_RANDOM, KeyLog, parse_keylog
@@ -540,7 +541,7 @@ def test_session_switches_keys_and_follows_key_update() -> None:
     client = Tls13RecordDecryptor(AES128, secrets["CHS"])
     finished = _handshake(20, bytes(32))
     ch, sh = _hellos(cr)
-    s = TlsSession(((b"\x7f\x00\x00\x01", 40000), (b"\x7f\x00\x00\x02", 443)), keylog=keylog)
+    s = Fed(TlsSession(((b"\x7f\x00\x00\x01", 40000), (b"\x7f\x00\x00\x02", 443)), keylog=keylog))
     s.data(0, (ch, 1))
     s.data(1, (sh + _record(20, b"\x01"), 2))
     # the server flight: EncryptedExtensions, CertificateRequest and Finished split over records

@@ -23,7 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 GOLDEN = ROOT / "tests" / "golden"
 SUFFIXES = (".pcap", ".pcapng", ".pcap.gz")
-CAPTURES = sorted(p for p in FIXTURES.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+CAPTURES = sorted(
+    p
+    for p in FIXTURES.rglob("*")
+    if p.is_file() and p.name.endswith(SUFFIXES) and "degraded" not in p.relative_to(FIXTURES).parts
+)
+"""Every fixture but the degraded variants (tests/test_degraded.py and their MANIFEST.json)."""
 
 
 def golden_view(doc: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import shutil
 import socket
 import struct
 import subprocess
@@ -719,10 +720,15 @@ def _refuse(*args: object, **kwargs: object) -> NoReturn:
 
 
 def test_no_network_and_no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Analysis, diagnosis (certificate path building included) and rendering stay offline."""
+    """Analysis, diagnosis (certificate path building included) and rendering stay offline.
+
+    pcap, pcapng and snoop files start no process at all; a file in a foreign format (Network
+    Monitor here) may start Wireshark's editcap to convert it, and nothing else.
+    """
     default_trust()
     for name in ("socket", "create_connection", "getaddrinfo", "gethostbyname"):
         monkeypatch.setattr(socket, name, _refuse)
+    real_popen = subprocess.Popen
     monkeypatch.setattr(subprocess, "Popen", _refuse)
     captures = sorted((ROOT / "fixtures" / "real").glob("*.pcap*"))
     assert captures
@@ -734,3 +740,19 @@ def test_no_network_and_no_subprocess(monkeypatch: pytest.MonkeyPatch) -> None:
         text.render_capture(result, verdicts)
     hostile = run(pcap(tls12_failure([make_cert(), hostile_certificates()["random"]]).frames))
     assert hostile.result.connections
+
+    started: list[str] = []
+
+    def editcap_only(args: list[str], *rest: object, **kw: Any) -> Any:
+        if Path(args[0]).name != "editcap":
+            _refuse(args)
+        started.append(args[0])
+        return real_popen(args, *rest, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "Popen", editcap_only)
+    degraded = ROOT / "fixtures" / "degraded"
+    assert analyze_file(degraded / "snoop" / "expired_curl.snoop").error is None
+    assert started == []  # snoop is read natively
+    result = analyze_file(degraded / "netmon2" / "expired_curl.cap")
+    assert len(started) == (1 if shutil.which("editcap") else 0)
+    assert (result.error is None) == bool(started)

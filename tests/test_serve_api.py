@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from servekit import REAL, Server, cli, generate
+from servekit import REAL, REPO, ROOT_PEM, Server, cli, generate
 
 from tlspcap.serve.app import ROUTES
 
@@ -97,6 +98,16 @@ def test_several_captures_and_every_option_as_on_the_command_line(server: Server
     assert server.client.get(f"/api/v1/analyses/{st['id']}/report.json").content == expected
 
 
+def test_a_format_the_cli_converts_is_read_as_the_cli_reads_it(server: Server) -> None:
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap is not installed (make sysdeps-test installs tshark with it)")
+    netmon = REPO / "fixtures" / "degraded" / "netmon2" / "expired_curl.cap"
+    st = done(server, server.upload(netmon, ca_bundle=REAL / "certs" / "root.pem"))
+    expected = cli(netmon.parent, "--format", "json", "--ca-bundle", str(ROOT_PEM), netmon.name)
+    assert json.loads(expected)["captures"][0]["error"] is None
+    assert server.client.get(f"/api/v1/analyses/{st['id']}/report.json").content == expected
+
+
 # ---- refusals --------------------------------------------------------------------------------
 def error_of(r: httpx.Response, status: int) -> str:
     """The message of a JSON error answer with ``status``."""
@@ -114,7 +125,7 @@ def test_a_non_capture_gets_a_clear_error(server: Server, tmp_path: Path) -> Non
     notes.write_text("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")
     message = error_of(server.upload(notes), 415)
     assert "notes.txt" in message and "not a pcap/pcapng file" in message
-    assert "pcap, pcapng and gzip" in message
+    assert "pcap, pcapng and gzip of either" in message
     empty = tmp_path / "empty.pcap"
     empty.write_bytes(b"")
     assert "empty file" in error_of(server.upload(SNI, empty), 415)

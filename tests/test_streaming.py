@@ -21,6 +21,7 @@ from tlspcap.capture.model import TcpSegment
 from tlspcap.capture.reader import CaptureReader
 from tlspcap.diagnosis.engine import Options, StreamingDiagnosis, Verdict, diagnose_capture
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
+from tlspcap.facts import spool as spool_module
 from tlspcap.facts.collect import collect
 from tlspcap.facts.model import ConnFacts
 from tlspcap.report import jsonfmt
@@ -91,10 +92,11 @@ def _emitted(path: Path, spool_dir: str | None) -> list[tuple[ConnFacts, Verdict
 
 @pytest.mark.parametrize("on_disk", [False, True])
 def test_verdicts_that_read_capture_wide_facts_wait_for_the_end(
-    on_disk: bool, tmp_path: Path
+    on_disk: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """sni_missing.pcap: the failures cite a later connection's answer (with SNI) to the
     same server, so they are emitted after it, at the end, from facts spooled to disk."""
+    monkeypatch.setattr(spool_module, "IN_MEMORY", 0)  # every waiting verdict goes to disk
     waited = _emitted(REAL / "sni_missing.pcap", str(tmp_path) if on_disk else None)
     failed = [c.index for c, v in waited if v.outcome == "failed"]
     established = [c.index for c, v in waited if v.outcome == "established"]

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import importlib
+import json
 import os
 import re
 import shutil
@@ -59,11 +60,57 @@ ALERT_FIELDS = ("frame", "sender", "level", "description")
 def _captures(root: Path, prefix: str) -> list[tuple[str, Path]]:
     if not root.is_dir():
         return []
-    found = [p for p in root.rglob("*") if p.is_file() and p.name.endswith(CAPTURE_SUFFIXES)]
+    found = [
+        p
+        for p in root.rglob("*")
+        if p.is_file()
+        and p.name.endswith(CAPTURE_SUFFIXES)
+        and "degraded" not in p.relative_to(root).parts
+    ]
     return [(f"{prefix}/{p.relative_to(root).as_posix()}", p) for p in sorted(found)]
 
 
-ALL_CAPTURES = _captures(CORPUS_DIR, "corpus") + _captures(FIXTURES_DIR, "fixtures")
+#: Degraded variant kinds tshark reads as they are (fixtures/degraded/MANIFEST.json): every
+#: tunnel and the IP fragments (tshark reassembles them and shows the result in the frame that
+#: completes the datagram, as tlspcap does). Lossy variants and foreign formats are not here.
+CROSSCHECKED_KINDS = frozenset({"tunnel", "fragments"})
+#: ... of these fixtures (each tshark run costs ~0.3 s): TLS 1.2 with certificates and a client
+#: alert, IPv6, a Linux cooked capture re-framed as Ethernet, and 8 connections on one file.
+CROSSCHECKED_SOURCES = frozenset(
+    {"expired_curl.pcap", "ipv6_tls13.pcap", "cooked_any_tls12.pcap", "mixed_ports.pcap"}
+)
+
+#: tshark arguments a variant needs: tshark dissects VXLAN on UDP 4789 only, and an MPLS payload
+#: whose first nibble is 0 as a generic control word (tlspcap: control word and Ethernet).
+VARIANT_TSHARK_ARGS: dict[str, tuple[str, ...]] = {
+    "vxlan_8472": ("-d", "udp.port==8472,vxlan"),
+    "mpls_pseudowire": ("-d", "mpls.label==2002,pwethcw"),
+}
+
+
+def _degraded_captures() -> list[tuple[str, Path]]:
+    manifest = FIXTURES_DIR / "degraded" / "MANIFEST.json"
+    if not manifest.is_file():
+        return []
+    doc = json.loads(manifest.read_text())
+    return [
+        (f"fixtures/degraded/{e['file']}", FIXTURES_DIR / "degraded" / e["file"])
+        for e in doc["entries"]
+        if doc["variants"][e["variant"]]["kind"] in CROSSCHECKED_KINDS
+        and e["source"] in CROSSCHECKED_SOURCES
+    ]
+
+
+def _extra_args(path: Path) -> tuple[str, ...]:
+    """tshark arguments for one capture (a degraded variant's, from its directory name)."""
+    if path.parent.parent.name == "degraded":
+        return VARIANT_TSHARK_ARGS.get(path.parent.name, ())
+    return ()
+
+
+ALL_CAPTURES = (
+    _captures(CORPUS_DIR, "corpus") + _captures(FIXTURES_DIR, "fixtures") + _degraded_captures()
+)
 
 
 #: tshark runs started so far, by (capture, its mtime and size, extra arguments): each runs once
@@ -101,7 +148,7 @@ def _prefetch_tshark(request: pytest.FixtureRequest) -> Iterator[None]:
         with contextlib.suppress(OSError):  # a capture gone since collection: its test will say
             path, name = params.get("path"), params.get("name")
             if isinstance(path, Path):
-                _start_tshark(path)
+                _start_tshark(path, _extra_args(path))
             elif isinstance(name, str):
                 _start_tshark(CORPUS_DIR / name, _manifest_args(name))
     yield
@@ -142,12 +189,12 @@ def tshark_view(path: Path, ours: list[dict[str, Any]]) -> list[dict[str, Any]]:
     the ServerHello becomes "Continuation Data"), so tshark runs a second time, with decode-as
     for the missing ports only, and only the connections missing from the first run are taken.
     """
-    base = _tshark(path)
+    base = _tshark(path, _extra_args(path))
     seen = {_key(c) for c in base if _has_facts(c)}
     missing = {_server_port(c["server"]) for c in ours if _has_facts(c) and _key(c) not in seen}
     if not missing:
         return base
-    forced = _tshark(path, tuple(decode_as_args(missing)))
+    forced = _tshark(path, _extra_args(path) + tuple(decode_as_args(missing)))
     extra = [c for c in forced if _has_facts(c) and _key(c) not in seen]
     return sorted(base + extra, key=lambda c: int(c["first_frame"]))
 

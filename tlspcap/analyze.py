@@ -11,9 +11,11 @@ from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
-from tlspcap.anomaly import Anomaly
-from tlspcap.capture.decode import segment_decoder
-from tlspcap.capture.model import Packet, TcpSegment
+from tlspcap import convert
+from tlspcap.anomaly import Anomaly, CappedList
+from tlspcap.capture.decode import PacketDecoder
+from tlspcap.capture.formats import ForeignFormatError, unreadable_message
+from tlspcap.capture.model import IcmpError, Packet, TcpSegment
 from tlspcap.capture.reader import CaptureReader
 from tlspcap.errors import CaptureError, OutputError
 from tlspcap.facts.collect import collect
@@ -28,6 +30,13 @@ ReadProgress = Callable[[int, int], None]
 
 PROGRESS_PACKETS = 65536
 """Packets between two progress reports."""
+
+MAX_ICMP_ERRORS = 1000
+"""ICMP/ICMPv6 errors quoting TCP kept per capture (:attr:`CaptureResult.icmp_errors`)."""
+
+
+def _icmp_list() -> CappedList[IcmpError]:
+    return CappedList(MAX_ICMP_ERRORS)
 
 
 @dataclass(slots=True)
@@ -54,6 +63,9 @@ class CaptureResult:
     """pcapng Decryption Secrets Blocks found in the file."""
     keylog_secrets: int = 0
     """Secrets the connections could be decrypted with (given key log plus the file's DSBs)."""
+    icmp_errors: CappedList[IcmpError] = field(default_factory=_icmp_list)
+    """ICMP/ICMPv6 errors that quote a TCP header, in capture order (the first
+    :data:`MAX_ICMP_ERRORS`; ``icmp_errors.dropped`` counts the others)."""
 
 
 def analyze_stream(
@@ -74,17 +86,28 @@ def analyze_stream(
     are not kept: memory stays bounded whatever the capture's size. ``on_progress`` is called with
     the bytes and the packets read so far every :data:`PROGRESS_PACKETS` packets.
     """
-    result = CaptureResult(file=name)
     try:
         reader = CaptureReader(stream)
     except CaptureError as exc:
-        result.error = str(exc)
-        return result
+        return CaptureResult(file=name, error=str(exc))
+    return _analyze(reader, name, keylog, on_connection, on_progress)
+
+
+def _analyze(
+    reader: CaptureReader,
+    name: str,
+    keylog: KeyLog | None,
+    on_connection: Callable[[ConnFacts], None] | None,
+    on_progress: ReadProgress | None,
+) -> CaptureResult:
+    """Read, decode and track every packet of an open capture (see :func:`analyze_stream`)."""
+    result = CaptureResult(file=name)
     result.format = reader.format
     secrets = KeyLog(base=keylog)  # a layer for this file's DSBs
     secrets_used = 0
     on_close = None if on_connection is None else partial(_hand_over, on_connection)
     tracker = ConnectionTracker(partial(TlsSession, keylog=secrets), on_close=on_close)
+    capture_decoder = PacketDecoder(on_icmp=result.icmp_errors.append)  # one per capture: fragments
     decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
     for packet in reader.packets():
         if on_progress is not None and not packet.frame % PROGRESS_PACKETS:
@@ -98,12 +121,15 @@ def analyze_stream(
         result.last_ts = packet.ts
         decoder = decoders.get(packet.linktype)
         if decoder is None:
-            decoder = decoders[packet.linktype] = segment_decoder(packet.linktype)
+            decoder = decoders[packet.linktype] = capture_decoder.for_linktype(packet.linktype)
         segment = decoder(packet)
         if segment is not None:
             tracker.feed(segment)
+    capture_decoder.finish()
     result.connections = [collect(c) for c in tracker.finish()]
-    result.anomalies = reader.anomalies + tracker.anomalies + result.anomalies
+    result.anomalies = (
+        reader.anomalies + capture_decoder.anomalies() + tracker.anomalies + result.anomalies
+    )
     result.truncated = reader.truncated
     result.secrets = list(reader.secrets)
     result.keylog_secrets = len(secrets)
@@ -132,7 +158,15 @@ def analyze_file(
     """
     try:
         with path.open("rb") as stream:
-            return analyze_stream(stream, str(path), keylog, on_connection, on_progress)
+            try:
+                reader = CaptureReader(stream)
+            except ForeignFormatError as exc:
+                foreign = exc  # converted below, once this file is closed
+            except CaptureError as exc:
+                return CaptureResult(file=str(path), error=str(exc))
+            else:
+                return _analyze(reader, str(path), keylog, on_connection, on_progress)
+        return _analyze_foreign(path, foreign, keylog, on_connection, on_progress)
     except OSError as exc:
         return CaptureResult(file=str(path), error=f"cannot read file: {exc.strerror or exc}")
     except OutputError as exc:
@@ -145,7 +179,54 @@ def analyze_file(
         )
 
 
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcapng.gz", ".cap.gz")
+def _analyze_foreign(
+    path: Path,
+    foreign: ForeignFormatError,
+    keylog: KeyLog | None,
+    on_connection: Callable[[ConnFacts], None] | None,
+    on_progress: ReadProgress | None,
+) -> CaptureResult:
+    """Analyse a capture in a format Wireshark reads: a pcapng copy made by ``editcap`` (see
+    :mod:`tlspcap.convert`), or an error naming the format and the command that converts it."""
+    fmt = foreign.format
+    if not fmt.convertible:
+        return CaptureResult(file=str(path), error=unreadable_message(fmt, str(path)))
+    try:
+        with convert.converted(path) as copy, copy.open("rb") as stream:
+            result = _analyze(CaptureReader(stream), str(path), keylog, on_connection, on_progress)
+    except convert.ConversionError as exc:
+        return CaptureResult(file=str(path), error=unreadable_message(fmt, str(path), str(exc)))
+    except CaptureError as exc:
+        return CaptureResult(file=str(path), error=f"{fmt.name} converted by editcap: {exc}")
+    result.format = f"{fmt.name} (converted by editcap)"
+    result.anomalies.insert(
+        0,
+        Anomaly(
+            "converted_format",
+            None,
+            f"{fmt.name} capture{foreign.inside}: converted to pcapng by Wireshark's editcap "
+            "for the analysis (frame numbers are the ones Wireshark shows for the file)",
+        ),
+    )
+    return result
+
+
+CAPTURE_SUFFIXES = (
+    ".pcap",
+    ".pcapng",
+    ".cap",
+    ".pcap.gz",
+    ".pcapng.gz",
+    ".cap.gz",
+    ".snoop",
+    ".erf",
+    ".5vw",
+    ".rf5",
+    ".trc",
+    ".enc",
+    ".bfr",
+    ".tr1",
+)
 
 
 def find_captures(paths: list[Path]) -> tuple[list[Path], int]:

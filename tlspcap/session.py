@@ -2,11 +2,11 @@
 
 Theory of operation
 -------------------
-The TCP tracker hands each direction's reassembled pieces (bytes with their frame, or gaps) to
-:meth:`TlsSession.data`. Each direction has a :class:`~tlspcap.tls.records.RecordReader`
-(finds TLS by content, cuts records) and a :class:`~tlspcap.tls.handshake.HandshakeAssembler`
-(joins handshake fragments). Records are interpreted in light of what the connection has
-negotiated so far:
+The packet stage (:mod:`tlspcap.tcp.stream`, or a compiled engine) hands each direction's TLS
+records to :meth:`TlsSession.record`, and says when a gap took a direction's record boundaries
+(:meth:`TlsSession.records_lost`). Each direction has a
+:class:`~tlspcap.tls.handshake.HandshakeAssembler` (joins handshake fragments). Records are
+interpreted in light of what the connection has negotiated so far:
 
 * before encryption, handshake records are parsed into messages and alerts are read;
 * TLS <= 1.2: a direction is encrypted after its ChangeCipherSpec (with a NULL-encryption suite
@@ -14,8 +14,9 @@ negotiated so far:
 * TLS 1.3: after a (non-retry) ServerHello selecting 1.3, both directions are encrypted;
   ChangeCipherSpec is only the middlebox-compatibility dummy.
 
-Which side is the client is decided by who sent the first ClientHello (or ServerHello), else by
-the TCP SYN. Everything is recorded by direction index and rendered with roles at the end.
+Which side is the client is decided by the first message only one side sends (ClientHello,
+ServerHello, CertificateRequest, ...), else by the TCP SYN. Everything is recorded by direction
+index and rendered with roles at the end.
 
 With a :class:`~tlspcap.keylog.KeyLog` holding secrets for the connection's client random,
 encrypted records are decrypted (:mod:`tlspcap.tls.decrypt`) and read like plaintext ones:
@@ -31,13 +32,13 @@ direction without keys is handled exactly as without a key log (record sizes onl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tlspcap.anomaly import Anomaly, CappedList
 from tlspcap.errors import DecodeError
-from tlspcap.facts.model import MAX_GAPS, EncryptedRecord, GapFacts, MessageFacts
+from tlspcap.facts.model import EncryptedRecord, MessageFacts
 from tlspcap.keylog import CLIENT_RANDOM, KeyLog
-from tlspcap.tcp.reassembly import Gap, Piece
 from tlspcap.tls import codec
 from tlspcap.tls.decrypt import (
     TLS13_SUITES,
@@ -61,7 +62,6 @@ from tlspcap.tls.records import (
     CT_HANDSHAKE,
     CT_HEARTBEAT,
     Record,
-    RecordReader,
 )
 from tlspcap.tls.registry import cipher_name, cipher_properties, handshake_name
 
@@ -103,7 +103,6 @@ def _tls13_decryptable(version: int) -> bool:
 class Side:
     """What one direction of the connection sent."""
 
-    reader: RecordReader = field(default_factory=RecordReader)
     assembler: HandshakeAssembler = field(default_factory=HandshakeAssembler)
     encrypted: bool = False
     """Records from this side are encrypted from here on."""
@@ -112,13 +111,9 @@ class Side:
     application_records: int = 0
     application_bytes: int = 0
     first_application_frame: int | None = None
-    gaps: list[GapFacts] = field(default_factory=list)
-    gap_count: int = 0
     certificates: list[CertificateMessage] = field(default_factory=list)
     last_frame: int | None = None
     """Last frame that carried TLS bytes from this side."""
-    first_data_frame: int | None = None
-    """First frame that carried stream bytes from this side (TLS or not)."""
     decrypted_records: int = 0
     """Encrypted records of this side decrypted with key-log secrets."""
     finished_frame: int | None = None
@@ -183,6 +178,9 @@ class TlsSession:
         """Secrets to decrypt with (looked up when a direction's first encrypted record comes)."""
         self._keys: list[_Keys | None] = [None, None]
         self._keys_looked_up = [False, False]
+        self.skim: Callable[[int], None] = _no_skim
+        """Called with a direction whose application-data bodies will never be read again
+        (encrypted, no keys): the packet stage may stop keeping them (set by the tracker)."""
 
     # ---- roles -------------------------------------------------------------------------
     @property
@@ -210,11 +208,6 @@ class TlsSession:
         return any(s.decrypted_records for s in self.sides)
 
     @property
-    def is_tls(self) -> bool:
-        """Either direction carried TLS."""
-        return self.sides[0].reader.is_tls or self.sides[1].reader.is_tls
-
-    @property
     def alerts(self) -> list[Alert]:
         """Every alert in order, with its sender's role."""
         out = []
@@ -240,58 +233,51 @@ class TlsSession:
             self.client_dir = direction if is_client else 1 - direction
             self.role_from = source
 
-    # ---- input from the TCP layer ------------------------------------------------------
-    def data(self, direction: int, piece: Piece) -> None:
-        """Take one reassembled piece of a direction's stream."""
+    # ---- input from the packet stage ---------------------------------------------------
+    def record(self, direction: int, record: Record, now: float) -> None:
+        """Take one record of a direction (``now``: capture time of the segment that completed
+        it); see :mod:`tlspcap.tcp.stream`."""
         side = self.sides[direction]
-        if isinstance(piece, Gap):
-            if not piece.snaplen:  # (what the snap length cut is summed up per direction)
-                side.gap_count += 1
-                if len(side.gaps) < MAX_GAPS:
-                    side.gaps.append(GapFacts(piece.frame, piece.size, piece.offset))
-                self.anomalies.append(
-                    Anomaly("tcp_gap", piece.frame, f"{piece.size} bytes missing from the capture")
-                )
-            for record in side.reader.gap(piece.size, piece.frame):
-                self._record(direction, side, record)
-            if side.reader.lost:
-                side.assembler.reset()
-                if self._keys[direction] is not None:
-                    self._keys[direction] = None  # the record sequence number is lost with them
-                    self.anomalies.append(
-                        Anomaly(
-                            "decryption_stopped",
-                            piece.frame,
-                            f"{self.role(direction)} records were lost from the capture: the "
-                            "rest of this direction is left undecrypted",
-                        )
-                    )
-            return
-        if side.first_data_frame is None:
-            side.first_data_frame = piece[1]
-        for record in side.reader.feed(piece[0], piece[1]):
-            side.last_frame = record.frame
-            if (
-                record.content_type != CT_APPLICATION_DATA
-                or side.first_application_frame is None
-                or len(self.encrypted_log) < MAX_ENCRYPTED_LOG
-            ):  # bulk data records need no time: keep the table small
-                self.frame_times.setdefault(record.frame, self.now)
-            self._record(direction, side, record)
+        self.now = now
+        side.last_frame = record.frame
+        if (
+            record.content_type != CT_APPLICATION_DATA
+            or side.first_application_frame is None
+            or len(self.encrypted_log) < MAX_ENCRYPTED_LOG
+        ):  # bulk data records need no time: keep the table small
+            self.frame_times.setdefault(record.frame, now)
+        self._record(direction, side, record)
 
-    def finish(self) -> None:
-        """The connection's data has all been fed: collect reader anomalies, free buffers."""
+    def records_lost(self, direction: int, frame: int) -> None:
+        """A gap took a direction's record boundaries at ``frame``: a handshake message in
+        progress is lost, and so is the record sequence number decryption needs."""
+        self.sides[direction].assembler.reset()
+        if self._keys[direction] is not None:
+            self._keys[direction] = None
+            self.anomalies.append(
+                Anomaly(
+                    "decryption_stopped",
+                    frame,
+                    f"{self.role(direction)} records were lost from the capture: the "
+                    "rest of this direction is left undecrypted",
+                )
+            )
+
+    def finish(self, stream_anomalies: list[CappedList[Anomaly]] | None = None) -> None:
+        """The connection's data has all been fed: merge the anomalies (the packet stage's in
+        ``stream_anomalies``), free buffers."""
         if self.role_from is None and self._first_certificate_dir is not None:
             # Nothing else told the roles: the side that sent the first Certificate is the
             # server, unless the other side asked it for one.
             d = self._first_certificate_dir
             self._fix_role(d, self._cert_request_dir not in (None, d), "server_message")
         dropped = self._alerts.dropped + self.anomalies.dropped
+        for extra in stream_anomalies or ():
+            self.anomalies.extend(extra)
+            dropped += extra.dropped
         for side in self.sides:
-            self.anomalies.extend(side.reader.anomalies)
             self.anomalies.extend(side.assembler.anomalies)
-            dropped += side.reader.anomalies.dropped + side.assembler.anomalies.dropped
-            side.reader.release()
+            dropped += side.assembler.anomalies.dropped
             side.assembler.reset()
         self._keys = [None, None]
         self.anomalies.sort(key=lambda a: a.frame or 0)
@@ -549,7 +535,8 @@ class TlsSession:
             if keys is None:
                 # No keys for good (TLS 1.3 looks them up once; TLS 1.2 again after each
                 # ChangeCipherSpec, which an empty key log cannot answer): stop copying bodies.
-                side.reader.skim = self._tls13 or not self.keylog
+                if self._tls13 or not self.keylog:
+                    self.skim(direction)
                 return False
         try:
             inner, plain = keys.decryptor.decrypt(ct, record.version, record.payload)
@@ -700,6 +687,10 @@ class TlsSession:
                 side.application_records += 1
         except DecodeError as exc:
             self.anomalies.append(Anomaly("malformed_sslv2_hello", record.frame, str(exc)))
+
+
+def _no_skim(direction: int) -> None:
+    """The default :attr:`TlsSession.skim`: nothing to tell."""
 
 
 def _whole_client_hello(record: Record) -> bool:

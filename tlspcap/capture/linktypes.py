@@ -20,6 +20,8 @@ LOOP = 108
 """OpenBSD loopback: like NULL, but the address family is always big-endian."""
 LINUX_SLL = 113
 """Linux cooked capture v1 (``tcpdump -i any``): 16-byte pseudo header."""
+ERF = 197
+"""Endace ERF records (what ``editcap`` makes of an ERF file): ERF header, then the frame."""
 IPV4 = 228
 """Raw IPv4 only."""
 IPV6 = 229
@@ -28,7 +30,7 @@ LINUX_SLL2 = 276
 """Linux cooked capture v2: 20-byte pseudo header."""
 
 SUPPORTED: frozenset[int] = frozenset(
-    {NULL, ETHERNET, DLT_RAW_12, DLT_RAW_14, RAW, LOOP, LINUX_SLL, IPV4, IPV6, LINUX_SLL2}
+    {NULL, ETHERNET, DLT_RAW_12, DLT_RAW_14, RAW, LOOP, LINUX_SLL, ERF, IPV4, IPV6, LINUX_SLL2}
 )
 """Link types :func:`tlspcap.capture.decode.segment_decoder` can decode."""
 
@@ -62,7 +64,7 @@ _NAMES: dict[int, str] = {
     189: "USB_LINUX",
     192: "PPI",
     195: "IEEE802_15_4_WITHFCS",
-    197: "ERF",
+    ERF: "ERF",
     201: "BLUETOOTH_HCI_H4_WITH_PHDR",
     215: "IEEE802_15_4_NONASK_PHY",
     220: "USB_LINUX_MMAPPED",

@@ -1,4 +1,4 @@
-"""Open a capture stream of any supported format: pcap, pcapng, or a gzip of either.
+"""Open a capture stream of any supported format: pcap, pcapng, snoop, or a gzip of one.
 
 The format is sniffed from the first bytes, never from a file name. Memory stays bounded: the
 stream is read in 1 MiB chunks (gzip is decompressed as it streams), a pcap record may hold at
@@ -14,7 +14,7 @@ import typing
 from collections.abc import Iterator
 
 from tlspcap.anomaly import Anomaly
-from tlspcap.capture import pcap, pcapng
+from tlspcap.capture import formats, pcap, pcapng, snoop
 from tlspcap.capture.linktypes import SUPPORTED, unsupported_message
 from tlspcap.capture.model import Packet
 from tlspcap.capture.source import ByteSource, CaptureState
@@ -59,10 +59,12 @@ def _read_exactly(stream: typing.BinaryIO, n: int) -> bytes:
 
 
 class CaptureReader:
-    """Reads packets from a binary stream holding a pcap, pcapng, or a gzip of either.
+    """Reads packets from a binary stream holding a pcap, pcapng or snoop file, or a gzip of one.
 
     The constructor reads the file header and raises :class:`CaptureError` only when the stream
-    cannot be read as a capture at all: empty, unknown magic, unreadable file or section header,
+    cannot be read as a capture at all: empty, unknown magic (a
+    :class:`~tlspcap.capture.formats.ForeignFormatError` when it is a capture format Wireshark
+    reads, see :mod:`tlspcap.capture.formats`), unreadable file or section header,
     or a pcap file whose (single) link type cannot be decoded (e.g. ``unsupported link type 105
     (IEEE802_11)``). After that, :meth:`packets` never raises: malformed or truncated input ends
     the iteration and leaves an :class:`Anomaly` in :attr:`anomalies`.
@@ -114,16 +116,22 @@ class CaptureReader:
             if header.linktype not in SUPPORTED:
                 raise CaptureError(unsupported_message(header.linktype), offset=20)
             self.format = ("pcap-ns" if header.nanoseconds else "pcap") + suffix
-            """``pcap``, ``pcap-ns`` or ``pcapng``, with ``+gzip`` when compressed."""
+            """``pcap``, ``pcap-ns``, ``pcapng`` or ``snoop``, with ``+gzip`` when compressed."""
             self._packets = pcap.iter_packets(src, header, self._state)
         elif magic == pcapng.SHB_MAGIC:
             self.format = "pcapng" + suffix
             self._packets = pcapng.PcapngParser(src, self._state).packets()
-        elif magic in pcap.MODIFIED_MAGICS:
-            raise CaptureError(f"unsupported modified-pcap file{inside}", offset=0)
-        elif len(magic) < 4:
-            raise CaptureError(f"not a pcap/pcapng file{inside} ({len(magic)} bytes)", offset=0)
+        elif src.fill(8) and src.buf[src.pos : src.pos + 8] == snoop.MAGIC:
+            snoop.read_header(src, inside)  # other snoop files: ForeignFormatError
+            self.format = "snoop" + suffix
+            self._packets = snoop.iter_packets(src, self._state)
         else:
+            src.fill(formats.HEAD_SIZE)
+            foreign = formats.identify(src.buf[src.pos : src.pos + formats.HEAD_SIZE])
+            if foreign is not None:
+                raise formats.ForeignFormatError(foreign, inside)
+            if len(magic) < 4:
+                raise CaptureError(f"not a pcap/pcapng file{inside} ({len(magic)} bytes)", offset=0)
             raise CaptureError(f"not a pcap/pcapng file{inside} (magic 0x{magic.hex()})", offset=0)
 
     @property

@@ -114,8 +114,9 @@ def acked_after(f: ConnFacts, role: str, frame: int) -> int | None:
     for p in side.packet_log:
         if p.frame > frame:
             break
-        if p.ack >= 0:
-            best = p.ack if best is None else max(best, p.ack)
+        ack = side.ack_offset(p)
+        if ack >= 0:
+            best = ack if best is None else max(best, ack)
     return best
 
 
@@ -130,8 +131,9 @@ def ack_growth(f: ConnFacts, role: str, after: int) -> tuple[int, int | None] | 
         return None
     first: int | None = None
     for p in side.packet_log:
-        if p.frame > after and p.ack > before and first is None:
+        if p.frame > after and side.ack_offset(p) > before:
             first = p.frame
+            break
     total = max(side.acked, before)
     return total - before, first
 

@@ -11,18 +11,11 @@ from __future__ import annotations
 
 from tlspcap.anomaly import Anomaly
 from tlspcap.capture.model import ACK, SYN
-from tlspcap.facts.model import ConnFacts, PacketFacts, SideFacts
+from tlspcap.facts.model import ConnFacts, SideFacts, stream_offset
 from tlspcap.session import Side, TlsSession
 from tlspcap.tcp.reassembly import MASK32
-from tlspcap.tcp.tracker import PacketRow, TcpConnection
-
-
-def _offset(seq: int, base: int | None) -> int:
-    """Stream offset of sequence number ``seq`` for a stream whose byte 0 has number ``base``."""
-    if base is None:
-        return -1
-    delta = (seq - base) & MASK32
-    return delta - (1 << 32) if delta >= 0x80000000 else delta
+from tlspcap.tcp.tracker import TcpConnection
+from tlspcap.tls.records import RecordReader
 
 
 def _stream_base(conn: TcpConnection, direction: int) -> tuple[int | None, bool]:
@@ -33,15 +26,15 @@ def _stream_base(conn: TcpConnection, direction: int) -> tuple[int | None, bool]
     follows the peer's SYN). Otherwise offsets count from the first sequence number the capture
     shows for the direction (its own first packet, else the peer's first acknowledgement).
     """
-    isn = conn.isn[direction]
+    isn = conn.dirs[direction].isn
     if isn is not None:
         return (isn + 1) & MASK32, True
-    peer = conn.log[1 - direction]
+    peer = conn.dirs[1 - direction].log
     if peer and peer[0][2] & SYN:
         for row in peer:
             if row[2] & ACK:
                 return row[4], True
-    own = conn.log[direction]
+    own = conn.dirs[direction].log
     if own:
         return own[0][3], False
     for row in peer:
@@ -50,25 +43,13 @@ def _stream_base(conn: TcpConnection, direction: int) -> tuple[int | None, bool]
     return None, False
 
 
-def _packets(rows: list[PacketRow], own: int | None, peer: int | None) -> tuple[PacketFacts, ...]:
-    out = []
-    for frame, ts, flags, seq, ack, length, ttl, ip_id, window, options in rows:
-        start = seq + 1 if flags & SYN else seq
-        out.append(
-            PacketFacts(
-                frame,
-                ts,
-                flags,
-                _offset(start, own),
-                _offset(ack, peer) if flags & ACK else -1,
-                length,
-                ttl,
-                ip_id,
-                window,
-                options,
-            )
-        )
-    return tuple(out)
+def _framing_lost(reader: RecordReader) -> tuple[int, ...]:
+    """Frames at which a direction's record reader lost the record boundaries."""
+    return tuple(
+        a.frame
+        for a in reader.anomalies
+        if a.frame is not None and a.name in ("record_lost_in_gap", "invalid_record_header")
+    )
 
 
 def _side(
@@ -79,37 +60,35 @@ def _side(
 ) -> SideFacts:
     side: Side = session.sides[direction]
     stream = conn.streams[direction]
+    above = conn.stream_sides[direction]
+    reader = above.reader
     peer_base, base_known = bases[1 - direction]
-    last_ack = conn.last_ack[direction]
+    state = conn.dirs[direction]
+    last_ack = state.last_ack
     acked = -1
     if last_ack is not None and peer_base is not None:
-        acked = max(_offset(last_ack, peer_base), 0)
-    missing = sum(g.size for g in side.gaps)
+        acked = max(stream_offset(last_ack, peer_base), 0)
+    missing = sum(g.size for g in above.gaps)
     return SideFacts(
-        packets=conn.packets_by_direction[direction],
-        first_frame=conn.first_frames[direction],
-        last_packet_frame=conn.last_frames[direction],
-        syn_frame=next((r[0] for r in conn.log[direction] if r[2] & SYN), None),
-        fin_frame=conn.fin_frames[direction],
-        rst_frame=conn.rst_frames[direction],
-        first_data_frame=side.first_data_frame,
+        packets=state.packets,
+        first_frame=state.first_frame,
+        last_packet_frame=state.last_frame,
+        syn_frame=conn.syn_frame if direction == 0 else conn.synack_frame,
+        fin_frame=state.fin_frame,
+        rst_frame=state.rst_frame,
+        first_data_frame=above.first_data_frame,
         last_frame=side.last_frame,
         stream_bytes=max(stream.next_offset - missing, 0),
         wire_bytes=stream.next_offset,
         acked=acked,
-        acked_frame=conn.ack_frames[direction],
         ack_base_known=base_known,
         retransmissions=stream.retransmitted,
-        gaps=tuple(side.gaps),
-        gap_count=side.gap_count,
-        snaplen_missing=conn.snaplen_missing[direction],
-        framing_lost=tuple(
-            a.frame
-            for a in side.reader.anomalies
-            if a.frame is not None and a.name in ("record_lost_in_gap", "invalid_record_header")
-        ),
-        is_tls=side.reader.is_tls,
-        preamble=side.reader.preamble,
+        gaps=tuple(above.gaps),
+        gap_count=above.gap_count,
+        snaplen_missing=state.snaplen_missing,
+        framing_lost=_framing_lost(reader) if reader.anomalies else (),
+        is_tls=reader.is_tls,
+        preamble=reader.preamble,
         encrypted=side.encrypted,
         ccs_frame=side.ccs_frame,
         finished_frame=side.finished_frame,
@@ -120,7 +99,9 @@ def _side(
         application_preview=side.application_preview,
         decrypted_records=side.decrypted_records,
         certificates=tuple(side.certificates),
-        packet_log=_packets(conn.log[direction], bases[direction][0], peer_base),
+        packet_rows=tuple(state.log),
+        seq_base=bases[direction][0],
+        ack_base=peer_base,
     )
 
 
@@ -132,19 +113,17 @@ def collect(conn: TcpConnection) -> ConnFacts:
     role_from = session.role_from
     if role_from is None:
         role_from = "syn" if conn.syn_frame is not None or conn.synack_frame else "first_packet"
-    times = dict(session.frame_times)
-    for rows in conn.log:
-        for row in rows:
-            times.setdefault(row[0], row[1])
+    times = session.frame_times
     anomalies = list(session.anomalies)
     for direction in (0, 1):
-        cut = conn.snaplen_missing[direction]
+        state = conn.dirs[direction]
+        cut = state.snaplen_missing
         if cut:
             anomalies.append(
                 Anomaly(
                     "snaplen_truncated",
-                    conn.snaplen_first[direction],
-                    f"{cut} payload bytes in {conn.snaplen_packets[direction]} packet(s) of the "
+                    state.snaplen_first,
+                    f"{cut} payload bytes in {state.snaplen_packets} packet(s) of the "
                     f"{session.role(direction)} not captured (the capture's snap length cut "
                     "them)",
                 )

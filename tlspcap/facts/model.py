@@ -1,11 +1,12 @@
-"""What one connection showed, as a frozen record: the facts every verdict is a function of.
+"""What one connection showed, as a record: the facts every verdict is a function of.
 
 A :class:`ConnFacts` is built once per connection when the connection is over (by
 :func:`tlspcap.facts.collect.collect` from the pure-Python packet stage, or from a compiled
-engine's output), and never changes after that. The diagnosis reads only these facts and the
-capture-wide knowledge learnt from other connections' facts; the reports render them. So a
-verdict that must wait for the end of the capture waits as pickled facts on disk, not as a live
-connection with its buffers.
+engine's output) and never changes after that: a read-only value by convention, since a frozen
+dataclass of this size costs several times more to build. The diagnosis reads only these facts
+and the capture-wide knowledge learnt from other connections' facts; the reports render them.
+So a verdict that must wait for the end of the capture waits as facts (pickled to disk past a
+bound), not as a live connection with its buffers.
 
 Facts are kept per *direction* (0: the TCP initiator, or the first sender seen) and roles are a
 separate decision (:attr:`ConnFacts.client_dir`, with :attr:`ConnFacts.role_from` saying what it
@@ -20,6 +21,7 @@ the encrypted-record log have caps of their own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from tlspcap.anomaly import Anomaly
 from tlspcap.capture.model import format_endpoint
@@ -34,21 +36,19 @@ from tlspcap.tls.messages import (
 Endpoint = tuple[bytes, int]
 """A packed IP address and a port."""
 
-PACKET_LOG = 48
+PACKET_LOG = 24
 """Packets per direction whose facts (TTL, IP ID, window, ...) are kept, from the first on."""
-CONTROL_LOG = 16
+CONTROL_LOG = 8
 """SYN/FIN/RST packets per direction kept beyond :data:`PACKET_LOG`."""
 MAX_GAPS = 32
 """Gaps kept per direction (the rest are counted in :attr:`SideFacts.gap_count`)."""
 
 
-@dataclass(frozen=True, slots=True)
-class PacketFacts:
+class PacketFacts(NamedTuple):
     """The header facts of one TCP packet, as rules about the path need them.
 
-    ``seq`` and ``ack`` are stream offsets, not raw sequence numbers: ``seq`` is the offset of
-    the packet's first payload byte in its own direction's stream, ``ack`` the offset of the
-    peer's stream it acknowledges (both count from the byte after the SYN; -1 when unknown).
+    ``seq`` and ``ack`` are the numbers as sent; :meth:`SideFacts.seq_offset` and
+    :meth:`SideFacts.ack_offset` turn them into stream offsets.
     """
 
     frame: int
@@ -69,8 +69,16 @@ class PacketFacts:
     """Raw TCP options."""
 
 
-@dataclass(frozen=True, slots=True)
-class GapFacts:
+def stream_offset(number: int, base: int | None) -> int:
+    """Offset of sequence number ``number`` in a stream whose byte 0 has number ``base`` (-1
+    when ``base`` is unknown); numbers wrap at 2**32."""
+    if base is None:
+        return -1
+    delta = (number - base) & 0xFFFFFFFF
+    return delta - (1 << 32) if delta >= 0x80000000 else delta
+
+
+class GapFacts(NamedTuple):
     """Bytes of a direction's stream missing from the capture."""
 
     frame: int
@@ -80,8 +88,7 @@ class GapFacts:
     """Stream offset of the first missing byte (-1 when unknown)."""
 
 
-@dataclass(frozen=True, slots=True)
-class EncryptedRecord:
+class EncryptedRecord(NamedTuple):
     """An encrypted record's place in the conversation (for TLS 1.3 size inferences)."""
 
     direction: int
@@ -90,8 +97,7 @@ class EncryptedRecord:
     frame: int
 
 
-@dataclass(frozen=True, slots=True)
-class MessageFacts:
+class MessageFacts(NamedTuple):
     """One handshake message seen in the clear (or decrypted), in capture order."""
 
     direction: int
@@ -103,9 +109,13 @@ class MessageFacts:
     """The capture holds only part of it (snap length or a gap): parsed as far as it goes."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SideFacts:
-    """What one direction of the connection sent, and what it acknowledged of the other."""
+    """What one direction of the connection sent, and what it acknowledged of the other.
+
+    Not frozen, for speed (a frozen dataclass of this many fields costs ~20 us to build, and
+    two are built per connection); treat instances as read-only values all the same.
+    """
 
     packets: int = 0
     """Packets captured from this side."""
@@ -129,8 +139,6 @@ class SideFacts:
     """Highest offset of the peer's stream this side acknowledged (-1: no ACK seen, or the
     peer's stream has no known start). Proves how much the peer sent even when the peer's
     packets are not in the capture."""
-    acked_frame: int | None = None
-    """First frame whose ACK reached :attr:`acked`."""
     ack_base_known: bool = False
     """The peer's initial sequence number is known (its SYN, or this side's ACK of it), so
     :attr:`acked` counts from the start of the peer's stream; else from this side's first ACK."""
@@ -157,8 +165,37 @@ class SideFacts:
     application_preview: bytes = b""
     decrypted_records: int = 0
     certificates: tuple[CertificateMessage, ...] = ()
-    packet_log: tuple[PacketFacts, ...] = ()
-    """Facts of the first packets and of the control packets (see the module docstring)."""
+    packet_rows: tuple[tuple[int, float, int, int, int, int, int, int, int, bytes], ...] = ()
+    """The :class:`PacketFacts` fields of the first packets and of the control packets (see the
+    module docstring), as plain tuples: read them through :attr:`packet_log`."""
+    seq_base: int | None = None
+    """Sequence number of byte 0 of this side's stream (see ``ack_base_known`` for the peer's)."""
+    ack_base: int | None = None
+    """Sequence number of byte 0 of the peer's stream, as this side's ACKs count it."""
+
+    @property
+    def packet_log(self) -> list[PacketFacts]:
+        """Facts of the first packets and of the control packets, in capture order."""
+        return [PacketFacts._make(row) for row in self.packet_rows]
+
+    @property
+    def acked_frame(self) -> int | None:
+        """The first logged packet whose ACK reached :attr:`acked` (else this side's last
+        packet: the log keeps only the first ones)."""
+        if self.acked < 0:
+            return None
+        for p in self.packet_log:
+            if self.ack_offset(p) >= self.acked:
+                return p.frame
+        return self.last_packet_frame
+
+    def seq_offset(self, p: PacketFacts) -> int:
+        """Offset in this side's stream of a logged packet's first payload byte (-1: unknown)."""
+        return stream_offset(p.seq + 1 if p.flags & 0x02 else p.seq, self.seq_base)
+
+    def ack_offset(self, p: PacketFacts) -> int:
+        """Offset of the peer's stream a logged packet acknowledges (-1: no ACK, unknown)."""
+        return stream_offset(p.ack, self.ack_base) if p.flags & 0x10 else -1
 
     @property
     def gap_frames(self) -> list[int]:
@@ -166,9 +203,12 @@ class SideFacts:
         return [g.frame for g in self.gaps]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnFacts:
-    """Everything one TCP connection showed (see the module docstring)."""
+    """Everything one TCP connection showed (see the module docstring).
+
+    Not frozen, for speed (see :class:`SideFacts`); never changed once built.
+    """
 
     index: int
     """Order in which connections started in the capture (0-based)."""
@@ -198,7 +238,8 @@ class ConnFacts:
     history: str = ""
     anomalies: tuple[Anomaly, ...] = ()
     frame_times: dict[int, float] = field(default_factory=dict)
-    """Capture time of the frames the facts name."""
+    """Capture time of the frames that carried TLS messages, alerts and records (the packet
+    logs give the times of the others)."""
     version: int | None = None
     """Negotiated version (from the last real ServerHello)."""
     cipher: int | None = None
@@ -260,4 +301,18 @@ class ConnFacts:
             ts = self.frame_times.get(frame)
             if ts is not None:
                 return ts
+            for side in self.sides:
+                for row in side.packet_rows:
+                    if row[0] == frame:
+                        return row[1]
         return self.first_ts
+
+    def time_at(self, frame: int) -> float | None:
+        """Capture time of ``frame`` when the facts know it, else None."""
+        ts = self.frame_times.get(frame)
+        if ts is None:
+            for side in self.sides:
+                for row in side.packet_rows:
+                    if row[0] == frame:
+                        return row[1]
+        return ts

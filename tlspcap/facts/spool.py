@@ -1,10 +1,11 @@
 """Connection facts waiting for the end of a capture, kept on disk.
 
 A verdict that read capture-wide facts is computed again when the capture ends. Its
-connection's :class:`~tlspcap.facts.model.ConnFacts` waits here: appended to a file in a
-directory the caller owns (pickles this process wrote a moment before; nothing read from a
-capture is ever unpickled as such), or kept in a list when no directory is given (tests, small
-programs). Memory holds nothing per waiting connection but the file's length.
+connection's :class:`~tlspcap.facts.model.ConnFacts` waits here: the first
+:data:`IN_MEMORY` in a list, the rest appended to a file in a directory the caller owns
+(pickles this process wrote a moment before; nothing read from a capture is ever unpickled as
+such). Without a directory (tests, small programs) everything stays in the list. Memory is
+bounded either way, and no cap changes which verdicts wait.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from tlspcap.errors import OutputError
 from tlspcap.facts.model import ConnFacts
 
 _CHUNK = 1 << 20
+IN_MEMORY = 1000
+"""Facts kept in memory before the spool goes to disk (a few tens of kB each at most: the
+certificates and the packet log dominate)."""
 
 
 class FactsSpool:
@@ -33,6 +37,7 @@ class FactsSpool:
         self._fh: BinaryIO | None = None
         self._memory: list[ConnFacts] = []
         self._count = 0
+        self._on_disk = 0
 
     def __len__(self) -> int:
         return self._count
@@ -40,9 +45,10 @@ class FactsSpool:
     def add(self, facts: ConnFacts) -> None:
         """Keep one connection's facts until :meth:`drain`."""
         self._count += 1
-        if self._directory is None:
+        if self._directory is None or len(self._memory) < IN_MEMORY:
             self._memory.append(facts)
             return
+        self._on_disk += 1
         try:
             if self._path is None:
                 fd, self._path = tempfile.mkstemp(
@@ -56,11 +62,10 @@ class FactsSpool:
 
     def drain(self) -> Iterator[ConnFacts]:
         """The facts in the order they were added, each once; the spool is empty afterwards."""
-        if self._directory is None:
-            memory, self._memory = self._memory, []
-            yield from memory
-            return
+        memory, self._memory = self._memory, []
+        yield from memory
         if self._path is None:
+            self._count = 0
             return
         path, fh = self._path, self._fh
         try:
@@ -71,11 +76,11 @@ class FactsSpool:
         self._path = self._fh = None
         try:
             with open(path, "rb", buffering=_CHUNK) as fh:
-                for _ in range(self._count):
+                for _ in range(self._on_disk):
                     facts: ConnFacts = pickle.load(fh)  # our own spool: see the module docstring
                     yield facts
         finally:
-            self._count = 0
+            self._count = self._on_disk = 0
             with contextlib.suppress(OSError):
                 os.unlink(path)
 

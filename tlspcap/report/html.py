@@ -123,7 +123,7 @@ def ladder_events(conn: ConnFacts) -> list[Json]:
     events.sort(key=lambda e: e[0])
     out: list[Json] = []
     for frame, sender, label, kind in events:
-        ts = s.frame_times.get(frame)
+        ts = s.time_at(frame)
         if ts is None and frame == conn.first_frame:
             ts = conn.first_ts
         rel = None if ts is None else round(max(ts - conn.first_ts, 0.0), 6)

@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 
+from tlspcap.capture.formats import ForeignFormatError
 from tlspcap.capture.reader import CaptureReader
 from tlspcap.errors import TlspcapError
 from tlspcap.serve.config import MiB, ServeConfig
@@ -157,9 +158,15 @@ def check_inputs(paths: JobPaths, form: UploadForm) -> None:
         try:
             with paths.capture(i).open("rb") as fh:
                 CaptureReader(fh)
+        except ForeignFormatError as exc:
+            if not exc.format.convertible:  # e.g. a zip: the message says what to do
+                raise RequestError(415, f"{cap.name}: {exc}") from None
+            # a format Wireshark's editcap converts: the analysis converts it, as the CLI does
         except TlspcapError as exc:
             raise RequestError(
-                415, f"{cap.name}: {exc}; tlspcap reads pcap, pcapng and gzip of either"
+                415,
+                f"{cap.name}: {exc}; tlspcap reads pcap, pcapng and gzip of either (and "
+                "what Wireshark's editcap converts)",
             ) from None
     files = {name: OptionFile(name, paths.option(name).read_bytes()) for name in form.option_files}
     try:

@@ -30,7 +30,8 @@ from tlspcap.anomaly import Anomaly
 from tlspcap.capture.model import ACK, FIN, RST, SYN, TcpSegment
 from tlspcap.facts.model import CONTROL_LOG, PACKET_LOG
 from tlspcap.session import TlsSession
-from tlspcap.tcp.reassembly import StreamReassembler
+from tlspcap.tcp.reassembly import Piece, StreamReassembler
+from tlspcap.tcp.stream import StreamSide
 
 Endpoint = tuple[bytes, int]
 Key = tuple[bytes, int, bytes, int]
@@ -48,6 +49,55 @@ SWEEP_SECONDS = 5.0
 """Capture time between two looks for closed connections to retire (quiet ones: every
 :data:`IDLE_SWEEP_SECONDS`, since that look goes through the whole table)."""
 IDLE_SWEEP_SECONDS = 60.0
+_NO_STREAMS: tuple[StreamSide, StreamSide] = (StreamSide(), StreamSide())
+"""Placeholder for connections that never carried payload (no record layer is made for them:
+SYN floods and port scans stay cheap)."""
+
+
+class DirectionState:
+    """The TCP facts of one direction of a connection (one object, not a list per field: a
+    SYN flood makes hundreds of thousands of these)."""
+
+    __slots__ = (
+        "fin_frame",
+        "first_frame",
+        "isn",
+        "last_ack",
+        "last_frame",
+        "log",
+        "packets",
+        "rst_frame",
+        "snaplen_first",
+        "snaplen_missing",
+        "snaplen_packets",
+        "syn_isns",
+    )
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.first_frame: int | None = None
+        """First packet of this direction."""
+        self.last_frame: int | None = None
+        """Last packet of this direction."""
+        self.fin_frame: int | None = None
+        """First FIN."""
+        self.rst_frame: int | None = None
+        """First RST."""
+        self.isn: int | None = None
+        """Initial sequence number (from the first SYN)."""
+        self.syn_isns: list[int] = []
+        """Every initial sequence number seen in SYNs."""
+        self.last_ack: int | None = None
+        """Latest acknowledgement number sent (ACKs are cumulative)."""
+        self.log: list[PacketRow] = []
+        """Header facts of the first :data:`PACKET_LOG` packets and of later SYN/FIN/RST
+        packets (up to :data:`CONTROL_LOG` more)."""
+        self.snaplen_missing = 0
+        """Payload bytes the capture's snap length cut off."""
+        self.snaplen_packets = 0
+        """Packets the snap length cut."""
+        self.snaplen_first: int | None = None
+        """First frame the snap length cut."""
 
 
 @dataclass(slots=True)
@@ -63,54 +113,54 @@ class TcpConnection:
     streams: tuple[StreamReassembler, StreamReassembler] = field(
         default_factory=lambda: (StreamReassembler(), StreamReassembler())
     )
+    stream_sides: tuple[StreamSide, StreamSide] = _NO_STREAMS
+    """Each direction's record layer (see :mod:`tlspcap.tcp.stream`), made with the session."""
     syn_frame: int | None = None
     synack_frame: int | None = None
     first_frame: int = 0
     last_frame: int = 0
     first_ts: float = 0.0
     last_ts: float = 0.0
-    packets: int = 0
-    packets_by_direction: list[int] = field(default_factory=lambda: [0, 0])
-    """Packets sent by direction 0 and by direction 1."""
-    isn: list[int | None] = field(default_factory=lambda: [None, None])
-    syn_isns: tuple[list[int], list[int]] = field(default_factory=lambda: ([], []))
-    """Every initial sequence number seen in SYNs, per direction."""
+    dirs: tuple[DirectionState, DirectionState] = field(
+        default_factory=lambda: (DirectionState(), DirectionState())
+    )
+    """What each direction sent (packets, SYN/FIN/RST, ACKs, the packet log)."""
     fins: int = 0
     """Directions that sent a FIN (bit 1: direction 0, bit 2: direction 1); 3 with a RST."""
     evicted: bool = False
     """Dropped from the table to bound memory before it ended."""
     idle: bool = False
     """Retired for being quiet for :data:`IDLE_SECONDS`."""
-    first_frames: list[int | None] = field(default_factory=lambda: [None, None])
-    """First packet of each direction."""
-    last_frames: list[int | None] = field(default_factory=lambda: [None, None])
-    """Last packet of each direction."""
-    fin_frames: list[int | None] = field(default_factory=lambda: [None, None])
-    """First FIN of each direction."""
-    rst_frames: list[int | None] = field(default_factory=lambda: [None, None])
-    """First RST of each direction."""
-    log: tuple[list[PacketRow], list[PacketRow]] = field(default_factory=lambda: ([], []))
-    """Header facts of the first :data:`PACKET_LOG` packets of each direction and of later
-    SYN/FIN/RST packets (up to :data:`CONTROL_LOG` more)."""
-    last_ack: list[int | None] = field(default_factory=lambda: [None, None])
-    """Latest acknowledgement number each direction sent (ACKs are cumulative)."""
-    ack_frames: list[int | None] = field(default_factory=lambda: [None, None])
-    """Frame at which :attr:`last_ack` was first sent."""
-    snaplen_missing: list[int] = field(default_factory=lambda: [0, 0])
-    """Payload bytes per direction the capture's snap length cut off."""
-    snaplen_packets: list[int] = field(default_factory=lambda: [0, 0])
-    """Packets per direction the snap length cut."""
-    snaplen_first: list[int | None] = field(default_factory=lambda: [None, None])
-    """First frame per direction the snap length cut."""
     tunnel: str | None = None
     """Encapsulation of the connection's packets (the first tunnelled packet's)."""
+
+    @property
+    def packets(self) -> int:
+        """Packets seen in both directions."""
+        return self.dirs[0].packets + self.dirs[1].packets
 
     @property
     def session(self) -> TlsSession:
         """The TLS session, created when the connection first carries payload."""
         if self._session is None:
-            self._session = self.factory(self.endpoints)
+            session = self._session = self.factory(self.endpoints)
+            sides = self.stream_sides = (StreamSide(), StreamSide())
+            session.skim = sides[0].skim_pair(sides[1])  # (no reference back to the session)
         return self._session
+
+    def deliver(self, direction: int, piece: Piece, now: float) -> None:
+        """Hand one reassembled piece of a direction to its record layer and on to the
+        session."""
+        session = self.session
+        self.stream_sides[direction].data(
+            direction, piece, now, session.record, session.records_lost
+        )
+
+    @property
+    def is_tls(self) -> bool:
+        """Either direction carried TLS."""
+        sides = self.stream_sides
+        return sides is not _NO_STREAMS and (sides[0].reader.is_tls or sides[1].reader.is_tls)
 
     @property
     def closed(self) -> bool:
@@ -157,7 +207,8 @@ class ConnectionTracker:
         flags = seg.flags
         if entry is not None and flags & SYN and not flags & ACK:
             old = entry[0]
-            if old.closed or (old.isn[0] is not None and old.isn[0] != seg.seq):
+            isn = old.dirs[0].isn
+            if old.closed or (isn is not None and isn != seg.seq):
                 self._close(old)
                 entry = None
         if entry is None:
@@ -197,16 +248,16 @@ class ConnectionTracker:
         return self._table[fwd]
 
     def _segment(self, conn: TcpConnection, direction: int, seg: TcpSegment) -> None:
-        conn.packets += 1
-        count = conn.packets_by_direction[direction] = conn.packets_by_direction[direction] + 1
+        state = conn.dirs[direction]
+        count = state.packets = state.packets + 1
         frame = seg.frame
         conn.last_frame, conn.last_ts = frame, seg.ts
-        conn.last_frames[direction] = frame
+        state.last_frame = frame
         flags = seg.flags
         if count <= PACKET_LOG or (
-            flags & (SYN | FIN | RST) and len(conn.log[direction]) < PACKET_LOG + CONTROL_LOG
+            flags & (SYN | FIN | RST) and len(state.log) < PACKET_LOG + CONTROL_LOG
         ):
-            conn.log[direction].append(
+            state.log.append(
                 (
                     frame,
                     seg.ts,
@@ -221,59 +272,56 @@ class ConnectionTracker:
                 )
             )
             if count == 1:
-                conn.first_frames[direction] = frame
+                state.first_frame = frame
                 if seg.tunnel is not None and conn.tunnel is None:
                     conn.tunnel = seg.tunnel
-        if flags & ACK and seg.ack != conn.last_ack[direction]:
-            conn.last_ack[direction] = seg.ack
-            conn.ack_frames[direction] = frame
+        if flags & ACK:
+            state.last_ack = seg.ack
         stream = conn.streams[direction]
         session = conn._session
+        ts = seg.ts
         if session is not None and not flags & (SYN | FIN | RST) and not seg.missing:
             # The bulk of a capture: data and ACKs on a connection already carrying payload.
-            session.now = seg.ts
             if flags & ACK and conn.streams[1 - direction].buffered:
                 for piece in conn.streams[1 - direction].acked(seg.ack, frame):
-                    session.data(1 - direction, piece)
+                    conn.deliver(1 - direction, piece, ts)
             if seg.payload and stream.next_offset:
                 for piece in stream.add(seg.seq, seg.payload, frame):
-                    session.data(direction, piece)
+                    conn.deliver(direction, piece, ts)
                 return
             if not seg.payload:
                 return
         if flags & SYN:
             self._syn(conn, direction, seg.seq, frame, flags & ACK)
         if flags & (FIN | RST):
-            if flags & FIN and conn.fin_frames[direction] is None:
-                conn.fin_frames[direction] = frame
-            if flags & RST and conn.rst_frames[direction] is None:
-                conn.rst_frames[direction] = frame
+            if flags & FIN and state.fin_frame is None:
+                state.fin_frame = frame
+            if flags & RST and state.rst_frame is None:
+                state.rst_frame = frame
             conn.fins |= 3 if flags & RST else 1 << direction
             if conn.fins == 3:
                 self._closing[conn.index] = conn
         if not (seg.payload or seg.missing or conn.has_session):
             # No payload yet: no session (SYN floods and port scans stay cheap).
             return
-        session = conn.session
         if flags & ACK:
             for piece in conn.streams[1 - direction].acked(seg.ack, frame):
-                session.data(1 - direction, piece)
-        session.now = seg.ts
+                conn.deliver(1 - direction, piece, ts)
         if seg.payload:
             fresh = stream.next_offset == 0 and not stream.buffered
-            if fresh and len(conn.syn_isns[direction]) > 1:
+            if fresh and len(state.syn_isns) > 1:
                 stream = self._rebase(conn, direction, seg.seq)
             seq = seg.seq + 1 if flags & SYN else seg.seq
             for piece in stream.add(seq, seg.payload, frame):
-                session.data(direction, piece)
+                conn.deliver(direction, piece, ts)
         if seg.missing:
-            conn.snaplen_missing[direction] += seg.missing
-            conn.snaplen_packets[direction] += 1
-            if conn.snaplen_first[direction] is None:
-                conn.snaplen_first[direction] = frame
+            state.snaplen_missing += seg.missing
+            state.snaplen_packets += 1
+            if state.snaplen_first is None:
+                state.snaplen_first = frame
             end = seg.seq + len(seg.payload) + seg.missing + (1 if flags & SYN else 0)
             for piece in stream.skip_to(end & 0xFFFFFFFF, frame):
-                session.data(direction, piece)
+                conn.deliver(direction, piece, ts)
         # A FIN is not flushed: a segment lost before the capture point may still be
         # retransmitted after it; holes become gaps at RST or at the end.
         if flags & RST:
@@ -285,17 +333,18 @@ class ConnectionTracker:
             conn.synack_frame = conn.synack_frame or frame
         else:
             conn.syn_frame = conn.syn_frame or frame
-        if conn.isn[direction] is None:
-            conn.isn[direction] = seq
-        if seq not in conn.syn_isns[direction]:
-            conn.syn_isns[direction].append(seq)
+        state = conn.dirs[direction]
+        if state.isn is None:
+            state.isn = seq
+        if seq not in state.syn_isns:
+            state.syn_isns.append(seq)
         conn.streams[direction].syn(seq)
 
     @staticmethod
     def _rebase(conn: TcpConnection, direction: int, seq: int) -> StreamReassembler:
         """Several SYNs with different ISNs and no data yet (TCP Fast Open fallback, retried
         handshakes): start the stream from the ISN the first data segment follows."""
-        best = min(conn.syn_isns[direction], key=lambda isn: (seq - isn - 1) & 0xFFFFFFFF)
+        best = min(conn.dirs[direction].syn_isns, key=lambda isn: (seq - isn - 1) & 0xFFFFFFFF)
         stream = StreamReassembler()
         stream.syn(best)
         pair = list(conn.streams)
@@ -306,7 +355,7 @@ class ConnectionTracker:
     def _flush(self, conn: TcpConnection, frame: int) -> None:
         for direction, stream in enumerate(conn.streams):
             for piece in stream.flush(frame):
-                conn.session.data(direction, piece)
+                conn.deliver(direction, piece, conn.last_ts)
 
     def _close(self, conn: TcpConnection) -> None:
         """Retire a connection: out of the table, buffers flushed, session finished, reported."""
@@ -318,10 +367,12 @@ class ConnectionTracker:
         if not conn.has_session:
             return
         self._flush(conn, conn.last_frame)
-        session = conn.session
-        if not session.is_tls:  # only TLS connections are reported
+        if not conn.is_tls:  # only TLS connections are reported
             return
-        session.finish()
+        sides = conn.stream_sides
+        conn.session.finish([sides[0].reader.anomalies, sides[1].reader.anomalies])
+        for side in sides:
+            side.release()
         if self._on_close is None:
             self._done.append(conn)
         else:

@@ -195,6 +195,22 @@ class RecordReader:
         """Take the next contiguous stream bytes; return the records they complete."""
         if not data or self._state == _PLAIN:
             return []
+        if self._hole_left or self._skip:
+            return self._feed_past(data, frame)
+        if self._state != _TLS and self._end != 0:
+            self._candidates.append(self._end)
+        if self._state == _PROBE and len(self._plain) < PREAMBLE_KEEP:
+            self._plain += data[: PREAMBLE_KEEP - len(self._plain)]
+        self._buf += data
+        self._end += len(data)
+        self._pieces.append((self._end, frame))
+        if self._state != _TLS and not self._probe(frame):
+            return []
+        return self._cut(frame)
+
+    def _feed_past(self, data: bytes, frame: int) -> list[Record]:
+        """Feed bytes that first finish a record whose body is not buffered (skimmed, or cut
+        by a gap), then go on as :meth:`feed`."""
         done: list[Record] = []
         if self._hole_left:  # the rest of a record a gap cut into: its end is known
             n = len(data)
@@ -219,19 +235,7 @@ class RecordReader:
             self._skip = 0
             ct, version, length = self._skip_header
             done.append(Record(ct, version, b"", frame, skipped=length, after_gap=self._after_gap))
-            if not data:
-                return done
-            return done + self.feed(data, frame)
-        if self._state != _TLS and self._end != 0:
-            self._candidates.append(self._end)
-        if self._state == _PROBE and len(self._plain) < PREAMBLE_KEEP:
-            self._plain += data[: PREAMBLE_KEEP - len(self._plain)]
-        self._buf += data
-        self._end += len(data)
-        self._pieces.append((self._end, frame))
-        if self._state != _TLS and not self._probe(frame):
-            return done
-        return done + self._cut(frame)
+        return done + self.feed(data, frame) if data else done
 
     def gap(self, size: int, frame: int) -> list[Record]:
         """``size`` bytes are missing here; return the records the gap completes (cut ones).
