@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # System tools the tests call: tshark for the Wireshark cross-check, Debian's chromium to load
-# the HTML report in a real browser. One apt-get update, then one install of what is missing.
+# the HTML report in a real browser, and Debian's chromium-driver for Selenium to drive it
+# through `tlspcap serve` (nothing downloads a browser). One apt-get update, then one install
+# of what is missing.
 sysdeps-test:
 	@missing=""; \
 	command -v tshark >/dev/null || missing="$$missing tshark"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) $(APT) $$missing; }
 
 # System tools only needed to regenerate the fixtures from real TLS stacks.

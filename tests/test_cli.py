@@ -213,7 +213,7 @@ def mixed_dir(tmp_path: Path) -> Path:
 def test_directory_with_corrupt_and_non_capture_files(mixed_dir: Path) -> None:
     code, out, err = run(mixed_dir, *CA, "--jobs", "2")
     assert code == EXIT_ERROR  # unreadable input wins over failures
-    assert "x.pcap" in err
+    assert (out + err).count("x.pcap") == 1  # named once: in the summary, not on stderr too
     assert "Summary: 3 file(s), 5 TLS connection(s): 3 failed, 2 established" in out
     assert "  skipped: 1 file(s) that are not captures" in out
     assert f"error: {mixed_dir / 'x.pcap'}:" in out
@@ -228,7 +228,10 @@ def test_directory_with_corrupt_and_non_capture_files(mixed_dir: Path) -> None:
 def test_missing_file_exit_2_others_reported(tmp_path: Path) -> None:
     code, out, err = run(tmp_path / "absent.pcap", SNI, *CA)
     assert code == EXIT_ERROR
-    assert "absent.pcap" in err and "[FAILED: sni_missing]" in out
+    assert "absent.pcap" in out and "[FAILED: sni_missing]" in out
+    code, out, err = run(tmp_path / "absent.pcap", SNI, *CA, "-f", "json")
+    assert code == EXIT_ERROR
+    assert "absent.pcap" in err  # stdout is JSON: the error is said on stderr too
 
 
 def test_parallel_equals_serial(mixed_dir: Path) -> None:
@@ -434,3 +437,44 @@ def test_json_keeps_hostile_values_verbatim(evil_capture: Path) -> None:
     _, out, _ = run(evil_capture, "-f", "json")
     (conn,) = connections(doc_of(out))
     assert conn["client_hellos"][0]["sni"] == EVIL_SNI  # type: ignore[index]
+
+
+# ---- command-line polish ------------------------------------------------------------------
+def test_version() -> None:
+    from tlspcap import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"tlspcap {__version__}"
+
+
+@pytest.mark.parametrize("command", [[], ["analyze"], ["serve"]])
+def test_help_shows_plain_metavars(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0
+    text = result.stdout
+    for typed in ("<list[", "<bool>", "<str>", "<path>", "<int", "<float", "{PATH"):
+        assert typed not in text, f"{typed!r} in the help of {command}"
+    if command == ["analyze"]:
+        assert "analyze [OPTIONS] PATH...\n" in text
+        assert "--ca-bundle FILE" in text and "-j, --jobs N" in text
+        assert "--only-failures " in text and "--keylog FILE" in text
+    if command == ["serve"]:
+        assert "--bind HOST:PORT" in text and "--max-upload SIZE" in text
+        assert "--token-file FILE" in text and "--retention DAYS" in text
+
+
+def test_unreadable_file_named_once(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"hello, not a capture")
+    reason = "not a pcap/pcapng file"
+    code, out, err = run(bad)
+    assert code == EXIT_ERROR
+    assert (out + err).count(reason) == 1 and "bad.pcap" in out
+    code, out, err = run(bad, "--out", tmp_path / "reports")
+    assert code == EXIT_ERROR
+    assert (out + err).count(reason) == 1
+    code, out, err = run(bad, "-f", "json")
+    assert code == EXIT_ERROR
+    assert err.count(reason) == 1  # stdout is the JSON document, which holds it as data
+    assert reason in doc_of(out)["captures"][0]["error"]  # type: ignore[index]

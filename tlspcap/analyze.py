@@ -25,6 +25,8 @@ from tlspcap.session import TlsSession
 from tlspcap.tcp.tracker import ConnectionTracker, TcpConnection
 
 Decoder = Callable[[Packet], TcpSegment | None]
+ReadProgress = Callable[[int, int], None]
+"""Hears (bytes read, packets read) of the file being analysed."""
 
 PROGRESS_PACKETS = 65536
 """Packets between two progress reports."""
@@ -71,7 +73,7 @@ def analyze_stream(
     name: str,
     keylog: KeyLog | None = None,
     on_connection: Callable[[ConnFacts], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: ReadProgress | None = None,
 ) -> CaptureResult:
     """Analyse a capture held in a binary stream.
 
@@ -82,7 +84,7 @@ def analyze_stream(
     With ``on_connection``, each TLS connection's facts are handed over as soon as it is over
     (closed, quiet, evicted, or at the end of the capture: see :mod:`tlspcap.tcp.tracker`) and
     are not kept: memory stays bounded whatever the capture's size. ``on_progress`` is called with
-    the bytes read so far every :data:`PROGRESS_PACKETS` packets.
+    the bytes and the packets read so far every :data:`PROGRESS_PACKETS` packets.
     """
     try:
         reader = CaptureReader(stream)
@@ -96,7 +98,7 @@ def _analyze(
     name: str,
     keylog: KeyLog | None,
     on_connection: Callable[[ConnFacts], None] | None,
-    on_progress: Callable[[int], None] | None,
+    on_progress: ReadProgress | None,
 ) -> CaptureResult:
     """Read, decode and track every packet of an open capture (see :func:`analyze_stream`)."""
     result = CaptureResult(file=name)
@@ -109,7 +111,7 @@ def _analyze(
     decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
     for packet in reader.packets():
         if on_progress is not None and not packet.frame % PROGRESS_PACKETS:
-            on_progress(reader.bytes_read)
+            on_progress(reader.bytes_read, packet.frame)
         if len(reader.secrets) > secrets_used:  # DSBs come before the packets they unlock
             secrets.add_secrets_blocks(reader.secrets[secrets_used:])
             secrets_used = len(reader.secrets)
@@ -147,7 +149,7 @@ def analyze_file(
     path: Path,
     keylog: KeyLog | None = None,
     on_connection: Callable[[ConnFacts], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: ReadProgress | None = None,
 ) -> CaptureResult:
     """Analyse one capture file; an unreadable file gives a result with ``error`` set.
 
@@ -182,7 +184,7 @@ def _analyze_foreign(
     foreign: ForeignFormatError,
     keylog: KeyLog | None,
     on_connection: Callable[[ConnFacts], None] | None,
-    on_progress: Callable[[int], None] | None,
+    on_progress: ReadProgress | None,
 ) -> CaptureResult:
     """Analyse a capture in a format Wireshark reads: a pcapng copy made by ``editcap`` (see
     :mod:`tlspcap.convert`), or an error naming the format and the command that converts it."""

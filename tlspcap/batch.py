@@ -21,7 +21,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlspcap.analyze import CaptureResult, analyze_file
+from tlspcap.analyze import CaptureResult, ReadProgress, analyze_file
 from tlspcap.diagnosis.certcheck import TrustStore, load_pem_roots
 from tlspcap.diagnosis.engine import Options, StreamingDiagnosis, Verdict, default_trust
 from tlspcap.errors import OutputError
@@ -107,11 +107,11 @@ def build_report(
 
 
 def analyze_one(
-    path: str, settings: Settings, size: int = 0, progress: Callable[[int], None] | None = None
+    path: str, settings: Settings, size: int = 0, progress: ReadProgress | None = None
 ) -> FileReport:
     """Analyse one capture file and render it to plain data (runs in a worker process).
 
-    ``progress`` is called now and then with the bytes of the file read so far.
+    ``progress`` is called now and then with the bytes and the packets of the file read so far.
     """
     try:
         spool = ConnectionSpool(settings.spool_dir) if settings.spool_dir is not None else None
@@ -163,6 +163,15 @@ def internal_error(exc: BaseException) -> str:
     )
 
 
+def _bytes_only(on_bytes: Callable[[int, int], None], index: int) -> ReadProgress:
+    """A progress callback that tells ``on_bytes`` (index, bytes read)."""
+
+    def progress(bytes_read: int, packets: int) -> None:
+        on_bytes(index, bytes_read)
+
+    return progress
+
+
 def default_jobs() -> int:
     """Worker processes when ``--jobs`` is not given: one per CPU."""
     return os.cpu_count() or 1
@@ -192,7 +201,7 @@ def run(
 
     if jobs <= 1 or len(files) <= 1:
         for i, path in enumerate(files):
-            progress = None if on_bytes is None else functools.partial(on_bytes, i)
+            progress = None if on_bytes is None else _bytes_only(on_bytes, i)
             done(i, analyze_one(str(path), settings, sizes[i], progress))
     else:
         with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:

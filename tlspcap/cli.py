@@ -8,7 +8,6 @@ parallel (:mod:`tlspcap.batch`), filters the connections and renders the reports
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import re
 import sys
@@ -21,27 +20,29 @@ from typing import Annotated, TextIO
 
 import typer
 
-from tlspcap import batch
+from tlspcap import __version__, batch
 from tlspcap.analyze import find_captures
-from tlspcap.diagnosis.certcheck import load_pem_roots
+from tlspcap.clihelp import PlainHelpCommand
 from tlspcap.errors import TlspcapError
-from tlspcap.keylog import parse_keylog
-from tlspcap.report.html import html_parts
-from tlspcap.report.markdown import markdown_lines
+from tlspcap.report.output import (
+    EXTENSIONS,
+    FORMATS,
+    parse_formats,
+    render,
+    shown_and_totals,
+    write_report,
+)
 from tlspcap.report.summary import (
     FileReport,
     Filters,
     Totals,
-    apply_filters,
     parse_server_filter,
-    text_lines,
     totals,
     totals_csv,
-    write_json_document,
     write_summary_csv,
     write_summary_json,
 )
-from tlspcap.serverconf import expand_cipher_string, parse_nginx_conf, parse_protocols
+from tlspcap.settings import OptionFile, build_settings
 
 EXIT_OK = 0
 """No failed handshakes."""
@@ -50,16 +51,14 @@ EXIT_FAILURES = 1
 EXIT_ERROR = 2
 """Usage error, or a file could not be read."""
 
-FORMATS = ("text", "json", "html", "markdown")
-"""Report formats, as ``--format`` spells them."""
-_ALIASES = {"md": "markdown", "txt": "text", "htm": "html"}
-EXTENSIONS = {"text": "txt", "json": "json", "html": "html", "markdown": "md"}
-"""File name extension of each format's per-capture report in ``--out``."""
+__all__ = ["EXTENSIONS", "FORMATS", "app", "main", "parse_formats", "render", "write_report"]
+
 RESERVED_NAMES = frozenset(("summary.json", "summary.csv", "totals.csv"))
 
 app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     help="Explain why TLS handshakes in packet captures failed.",
 )
 
@@ -72,8 +71,24 @@ class ColorMode(StrEnum):
     never = "never"
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tlspcap {__version__}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_show_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
     """tlspcap: offline TLS handshake failure analysis."""
 
 
@@ -84,13 +99,14 @@ _EPILOG = (
 )
 
 
-@app.command(epilog=_EPILOG)
+@app.command(epilog=_EPILOG, cls=PlainHelpCommand)
 def analyze(
     paths: Annotated[
         list[Path],
         typer.Argument(
+            metavar="PATH...",
             help="Capture files or directories (walked for .pcap, .pcapng, .cap and their .gz; "
-            "other files there are skipped and counted)."
+            "other files there are skipped and counted).",
         ),
     ],
     formats: Annotated[
@@ -98,6 +114,7 @@ def analyze(
         typer.Option(
             "--format",
             "-f",
+            metavar="FORMAT",
             help="Report format: text, json, html or markdown (md). Repeat the option or give a "
             "comma list (--format html,json) to write several; several formats need --out. "
             "Default: text.",
@@ -108,13 +125,16 @@ def analyze(
         typer.Option(
             "--out",
             "-o",
+            metavar="DIR",
             help="Directory to write one report per capture and format into, plus summary.json, "
             "summary.csv (one row per connection) and totals.csv; stdout then gets the summary.",
         ),
     ] = None,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", "-j", min=1, help="Files analysed in parallel (default: CPUs)."),
+        typer.Option(
+            "--jobs", "-j", min=1, metavar="N", help="Files analysed in parallel (default: CPUs)."
+        ),
     ] = None,
     only_failures: Annotated[
         bool, typer.Option("--only-failures", help="Report only connections that failed.")
@@ -123,6 +143,7 @@ def analyze(
         list[str] | None,
         typer.Option(
             "--server",
+            metavar="HOST[:PORT]",
             help="Only connections to HOST[:PORT] (HOST: the server address or the SNI; "
             "':PORT' alone; IPv6 in brackets before a port). Repeatable.",
         ),
@@ -130,39 +151,59 @@ def analyze(
     sni: Annotated[
         list[str] | None,
         typer.Option(
-            "--sni", help="Only connections whose SNI matches NAME ('*.example.com'). Repeatable."
+            "--sni",
+            metavar="NAME",
+            help="Only connections whose SNI matches NAME ('*.example.com'). Repeatable.",
         ),
     ] = None,
     keylog: Annotated[
         Path | None,
-        typer.Option("--keylog", help="SSLKEYLOGFILE to decrypt TLS 1.3 handshakes with."),
+        typer.Option(
+            "--keylog", metavar="FILE", help="SSLKEYLOGFILE to decrypt TLS 1.3 handshakes with."
+        ),
     ] = None,
     color: Annotated[
         ColorMode,
         typer.Option(
-            "--color", help="Colour the text report: auto (on a terminal), always, never."
+            "--color",
+            metavar="WHEN",
+            help="Colour the text report: auto (on a terminal), always, never.",
         ),
     ] = ColorMode.auto,
     ca_bundle: Annotated[
-        Path | None, typer.Option("--ca-bundle", help="Extra trust anchors (PEM).")
+        Path | None, typer.Option("--ca-bundle", metavar="FILE", help="Extra trust anchors (PEM).")
     ] = None,
     host: Annotated[
         str | None,
-        typer.Option("--host", help="Name to check certificates against when there is no SNI."),
+        typer.Option(
+            "--host",
+            metavar="NAME",
+            help="Name to check certificates against when there is no SNI.",
+        ),
     ] = None,
     server_ciphers: Annotated[
         str | None,
         typer.Option(
-            "--server-ciphers", help="The server's OpenSSL cipher string (e.g. 'HIGH:!aNULL')."
+            "--server-ciphers",
+            metavar="STRING",
+            help="The server's OpenSSL cipher string (e.g. 'HIGH:!aNULL').",
         ),
     ] = None,
     server_protocols: Annotated[
         str | None,
-        typer.Option("--server-protocols", help="Versions the server accepts: TLSv1.2,TLSv1.3."),
+        typer.Option(
+            "--server-protocols",
+            metavar="LIST",
+            help="Versions the server accepts: TLSv1.2,TLSv1.3.",
+        ),
     ] = None,
     nginx_conf: Annotated[
         Path | None,
-        typer.Option("--nginx-conf", help="nginx config to read ssl_protocols/ssl_ciphers from."),
+        typer.Option(
+            "--nginx-conf",
+            metavar="FILE",
+            help="nginx config to read ssl_protocols/ssl_ciphers from.",
+        ),
     ] = None,
 ) -> None:
     """Analyse captures: a summary, then why each failed TLS connection failed."""
@@ -204,12 +245,16 @@ def _report(
     out: Path | None,
     color: ColorMode,
 ) -> None:
-    """Print errors, the report or the summary; write ``--out``; exit with the status."""
-    for r in reports:
-        if r.error:
-            _err(f"tlspcap: {r.file}: {r.error}")
-    shown, hidden = apply_filters(reports, filters)
-    t = totals(shown, skipped=skipped, hidden=hidden)
+    """Print the report or the summary; write ``--out``; exit with the status.
+
+    A file that could not be read is named once: in the text summary when stdout shows one
+    (the text report, or the summary after ``--out``), else on stderr.
+    """
+    if out is None and fmts[0] != "text":
+        for r in reports:
+            if r.error:
+                _err(f"tlspcap: {r.file}: {r.error}")
+    shown, t = shown_and_totals(reports, filters, skipped)
     colour = color is ColorMode.always or (
         color is ColorMode.auto and _isatty(sys.stdout) and not os.environ.get("NO_COLOR")
     )
@@ -233,46 +278,6 @@ def exit_code(reports: Sequence[FileReport], t: Totals) -> int:
     if any(r.error for r in reports):
         return EXIT_ERROR
     return EXIT_FAILURES if t.failed else EXIT_OK
-
-
-def parse_formats(values: Sequence[str]) -> list[str]:
-    """``--format`` values (repeated and/or comma lists) as format names, in order, once each."""
-    fmts: list[str] = []
-    for value in values:
-        for part in value.split(","):
-            name = part.strip().lower()
-            if not name:
-                continue
-            name = _ALIASES.get(name, name)
-            if name not in FORMATS:
-                raise ValueError(f"--format {part.strip()!r}: choose from {', '.join(FORMATS)}")
-            if name not in fmts:
-                fmts.append(name)
-    return fmts or ["text"]
-
-
-def render(fmt: str, reports: Sequence[FileReport], t: Totals, colour: bool = False) -> str:
-    """One report in ``fmt`` for ``reports``, as a string (see :func:`write_report`)."""
-    buf = io.StringIO()
-    write_report(buf, fmt, reports, t, colour)
-    return buf.getvalue()
-
-
-def write_report(
-    stream: TextIO, fmt: str, reports: Sequence[FileReport], t: Totals, colour: bool = False
-) -> None:
-    """Write one report in ``fmt`` for ``reports`` to ``stream``, ending with a newline.
-
-    Every format is streamed connection by connection (bounded memory on any capture).
-    """
-    if fmt == "json":
-        write_json_document(stream, reports)
-    elif fmt == "html":
-        stream.writelines(html_parts(reports, t))
-    elif fmt == "markdown":
-        stream.writelines(line + "\n" for line in markdown_lines(reports, t))
-    else:
-        stream.writelines(line + "\n" for line in text_lines(reports, t, colour))
 
 
 def write_reports(
@@ -394,33 +399,108 @@ def _settings(
     keylog: Path | None,
 ) -> batch.Settings:
     """Read the option files and turn the server knowledge into worker settings."""
-    ca_pem = None
-    if ca_bundle is not None:
-        ca_pem = ca_bundle.read_bytes()
-        if not load_pem_roots(ca_pem):
-            raise TlspcapError(f"--ca-bundle {ca_bundle}: no PEM certificate in it")
-    protocols: frozenset[int] | None = None
-    ciphers: frozenset[int] | None = None
-    if nginx_conf is not None:
-        protocols, ciphers = parse_nginx_conf(nginx_conf.read_text(errors="replace"))
-    if server_ciphers is not None:
-        ciphers = expand_cipher_string(server_ciphers)
-    if server_protocols is not None:
-        protocols = parse_protocols(server_protocols)
-    kl = None
-    if keylog is not None:
-        kl = parse_keylog(keylog.read_text("utf-8", errors="replace"))
-        if not len(kl):
-            raise TlspcapError(
-                f"--keylog {keylog}: no TLS secret in it ({kl.skipped} lines skipped)"
-            )
-    return batch.Settings(
-        ca_pem=ca_pem,
+
+    def read(option: str, path: Path | None) -> OptionFile | None:
+        return None if path is None else OptionFile(f"{option} {path}", path.read_bytes())
+
+    return build_settings(
+        ca_bundle=read("--ca-bundle", ca_bundle),
         host=host,
-        server_ciphers=ciphers,
-        server_protocols=protocols,
-        keylog=kl,
+        server_ciphers=server_ciphers,
+        server_protocols=server_protocols,
+        nginx_conf=read("--nginx-conf", nginx_conf),
+        keylog=read("--keylog", keylog),
     )
+
+
+@app.command(cls=PlainHelpCommand)
+def serve(
+    bind: Annotated[
+        str,
+        typer.Option(
+            "--bind",
+            metavar="HOST:PORT",
+            help="Address to listen on. A loopback address (127.0.0.1, [::1]) needs no token; "
+            "any other (0.0.0.0 included) needs --token-file.",
+        ),
+    ] = "127.0.0.1:8080",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            metavar="DIR",
+            help="Directory of the job database and the uploads "
+            "(default: ~/.local/share/tlspcap/serve).",
+        ),
+    ] = None,
+    max_upload: Annotated[
+        str,
+        typer.Option("--max-upload", metavar="SIZE", help="Largest upload, e.g. 500MB or 4GiB."),
+    ] = "4GiB",
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            metavar="N",
+            help="Analyses run at once, each in its own process "
+            "(default: CPUs); more wait in the queue.",
+        ),
+    ] = None,
+    uploads: Annotated[
+        int,
+        typer.Option("--uploads", metavar="N", help="Uploads received at once; more wait."),
+    ] = 4,
+    retention: Annotated[
+        float,
+        typer.Option(
+            "--retention", metavar="DAYS", help="Delete analyses older than this many days."
+        ),
+    ] = 30.0,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            metavar="FILE",
+            help="File holding the access token: API clients send it as a Bearer token, "
+            "browsers log in with it.",
+        ),
+    ] = None,
+    worker_memory: Annotated[
+        str,
+        typer.Option(
+            "--worker-memory", metavar="SIZE", help="Memory (address space) of an analysis."
+        ),
+    ] = "2GiB",
+    worker_cpu: Annotated[
+        int,
+        typer.Option("--worker-cpu", metavar="SECONDS", help="CPU time of an analysis."),
+    ] = 1800,
+) -> None:
+    """Serve a page and an API where captures are uploaded and analysed (Ctrl-C stops it)."""
+    from tlspcap.serve.config import make_config
+
+    try:
+        config = make_config(
+            bind=bind,
+            data=data,
+            max_upload=max_upload,
+            workers=workers,
+            uploads=uploads,
+            retention_days=retention,
+            token_file=token_file,
+            worker_memory=worker_memory,
+            worker_cpu_seconds=worker_cpu,
+        )
+    except TlspcapError as exc:
+        _err(f"tlspcap serve: {exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+    from tlspcap.serve.server import run
+
+    try:
+        run(config)
+    except OSError as exc:
+        _err(f"tlspcap serve: cannot listen on {bind}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_ERROR) from None
 
 
 def main() -> None:

@@ -443,10 +443,9 @@ def text_lines(reports: Sequence[FileReport], t: Totals, colour: bool = False) -
     for i, line in enumerate(summary_lines(t)):
         yield _paint(line, "head", colour) if i == 0 else line
     for r in reports:
-        yield ""
-        if r.error:
-            yield _paint(sanitize(f"{r.file}: error: {r.error}"), FAILED, colour)
+        if r.error:  # named with its error in the summary above
             continue
+        yield ""
         m = r.meta
         head = f"== {r.file} ({m.get('format')}, {m.get('packets')} packets, "
         head += f"{len(r.connections)} TLS connection(s) shown)"

@@ -1,0 +1,5 @@
+"""``python -m tlspcap``: the command line."""
+
+from tlspcap.cli import main
+
+main()
