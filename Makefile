@@ -29,7 +29,8 @@ sysdeps-test:
 # System tools only needed to regenerate the fixtures from real TLS stacks.
 sysdeps-fixtures: sysdeps-test
 	@missing=""; \
-	for p in tcpdump:tcpdump gnutls-cli:gnutls-bin nginx:nginx-light openssl:openssl curl:curl ip:iproute2 javac:openjdk-17-jdk-headless; do \
+	for p in tcpdump:tcpdump gnutls-cli:gnutls-bin nginx:nginx-light openssl:openssl curl:curl ip:iproute2 javac:openjdk-17-jdk-headless \
+	         iptables:iptables faketime:faketime go:golang-go; do \
 	  command -v $${p%%:*} >/dev/null || missing="$$missing $${p#*:}"; done; \
 	[ -z "$$missing" ] || { $(SUDO) apt-get update -q && $(SUDO) $(APT) $$missing; }
 
@@ -58,8 +59,16 @@ bench: $(STAMP)
 	$(PY) bench/gen.py --size 1GB --out bench/out/bench-1GB.pcap
 	$(PY) bench/run.py --batch 4 bench/out/bench-100MB.pcap bench/out/bench-1GB.pcap
 
-fixtures: $(STAMP) sysdeps-fixtures
+# mitmproxy (the interception proxy of make_causes.py) in its own venv: its pinned dependencies
+# stay out of the project's.
+MITM := $(VENV)/mitmproxy/bin/mitmdump
+$(MITM): $(STAMP)
+	python3 -m venv $(VENV)/mitmproxy
+	$(VENV)/mitmproxy/bin/pip install -q 'mitmproxy>=11,<12'
+
+fixtures: $(STAMP) sysdeps-fixtures $(MITM)
 	$(PY) fixtures/gen/make_fixtures.py
+	MITMDUMP=$(MITM) $(PY) fixtures/gen/make_causes.py
 	$(PY) fixtures/gen/make_degraded.py
 
 clean:
