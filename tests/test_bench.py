@@ -20,7 +20,7 @@ RUN = REPO / "bench" / "run.py"
 
 def _gen(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(GEN), "--size", "1MB", "--out", str(out), *extra],
+        [sys.executable, str(GEN), "--size", "3MB", "--out", str(out), *extra],
         capture_output=True,
         text=True,
         check=True,
@@ -30,7 +30,7 @@ def _gen(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ~1 MB pcap and its truth sidecar."""
+    """A ~3 MB pcap and its truth sidecar (room to replay every fixture at least once)."""
     out = tmp_path_factory.mktemp("bench") / "tiny.pcap"
     _gen(out)
     return out
