@@ -422,7 +422,9 @@ def _theirs(case: Case) -> View:
     fields = ["frame.number", "tcp.srcport", "tls.handshake.type", "tls.alert_message.level"]
     fields += ["tls.alert_message.desc", "tls.handshake.certificate"]
     cmd = ["tshark", "-n", "-r", str(case.path), "-o", "tcp.reassemble_out_of_order:TRUE"]
-    cmd += [*args, *case.tshark_args, "-Y", "tls", "-T", "fields"]
+    # (not icmp: tshark also dissects the TLS bytes an ICMP error quotes from the packet it
+    # answers, as if they had been sent again)
+    cmd += [*args, *case.tshark_args, "-Y", "tls and not icmp and not icmpv6", "-T", "fields"]
     cmd += ["-E", "occurrence=a", "-E", "aggregator=|", *(a for f in fields for a in ("-e", f))]
     with tempfile.TemporaryDirectory(prefix="tshark-conf-") as confdir:
         env = {**os.environ, "WIRESHARK_CONFIG_DIR": confdir}
