@@ -86,8 +86,23 @@ def decode(
 def test_ethernet_ipv4_tcp_fields() -> None:
     seg = decode(ether(ipv4(tcp(b"hello", flags=SYN | ACK, seq=0xFFFFFFFF, ack=5))))
     assert seg == TcpSegment(
-        7, 1700000000.25, SRC4, 51000, DST4, 443, 0xFFFFFFFF, 5, SYN | ACK, b"hello", 0,
-        ttl=64, ip_id=7, window=65535, options=b"", tunnel=None, fragments=0,
+        7,
+        1700000000.25,
+        SRC4,
+        51000,
+        DST4,
+        443,
+        0xFFFFFFFF,
+        5,
+        SYN | ACK,
+        b"hello",
+        0,
+        ttl=64,
+        ip_id=7,
+        window=65535,
+        options=b"",
+        tunnel=None,
+        fragments=0,
     )
 
 

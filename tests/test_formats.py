@@ -33,6 +33,7 @@ REAL = ROOT / "fixtures" / "real"
 SNOOP = DEGRADED / "snoop" / "expired_curl.snoop"
 NETMON2 = DEGRADED / "netmon2" / "expired_curl.cap"
 
+
 def _alerts(result: CaptureResult) -> list[list[object]]:
     """Every connection's alerts as the JSON report gives them: frame, sender, level, name."""
     doc = capture_to_dict(result, diagnose_capture(result))

@@ -187,11 +187,29 @@ def test_ladder_has_every_message_with_frame_and_time() -> None:
     assert alert["label"] == "Alert fatal unrecognized_name"
     assert alert["frame"] == conn.alerts[0].frame
     assert alert["time"] is not None and alert["time"] > 0
-    assert {"FIN"} <= {e["label"] for e in events if e["kind"] == "tcp"}
+    assert {"FIN (TTL 64)"} <= {e["label"] for e in events if e["kind"] == "tcp"}
     report = build_report(result, diagnose_capture(result, Options()))
     doc = render_html([report], totals([report]))
     assert 'class="alert"' in doc
     assert f"#{alert['frame']}" in doc and f"+{alert['time']:.3f}s" in doc
+
+
+def test_ladder_shows_the_decisive_packets_of_path_causes() -> None:
+    """The RST's TTL next to the SYN/ACK's, each TCP segment of a spread hello, the
+    retransmissions of a black hole, and the frames the evidence cites marked."""
+    reset = analyze_file(REAL / "middlebox_reset_sni.pcap").connections[1]
+    labels = [e["label"] for e in ladder_events(reset)]
+    assert "SYN, ACK (TTL 63)" in labels and "RST (TTL 64)" in labels
+    large = analyze_file(REAL / "large_client_hello_onerecv.pcap").connections[1]
+    parts = [e for e in ladder_events(large) if e["label"].startswith("ClientHello, TCP segment")]
+    assert [p["label"] for p in parts] == ["ClientHello, TCP segment 1 of 2 (1448 bytes)"]
+    assert parts[0]["frame"] < large.client_hellos[0].frame
+    hole = analyze_file(REAL / "path_mtu_blackhole_server_side.pcap").connections[0]
+    resent = [e for e in ladder_events(hole) if e["label"].startswith("retransmission")]
+    assert resent and all(e["sender"] == "server" for e in resent)
+    doc = html_for(REAL / "middlebox_reset_sni.pcap")
+    assert "RST (TTL 64)" in doc and "SYN, ACK (TTL 63)" in doc
+    assert "\u25c6#25" in doc  # the RST the evidence cites
 
 
 def test_certificate_chain_with_validity_at_capture_time() -> None:

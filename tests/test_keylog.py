@@ -144,9 +144,7 @@ def test_unrelated_keylog_leaves_the_capture_as_without_one() -> None:
     plain = analyze_file(path)
     unrelated = parse_keylog(line(CLIENT_RANDOM, bytes([0x5A]) * 32, S48))
     other = analyze_file(path, keylog=unrelated)
-    assert [c.history for c in plain.connections] == [
-        c.history for c in other.connections
-    ]
+    assert [c.history for c in plain.connections] == [c.history for c in other.connections]
     assert not any(c.decrypted for c in other.connections)
 
 

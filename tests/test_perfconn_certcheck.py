@@ -21,13 +21,16 @@ from hypothesis import strategies as st
 
 from tlspcap.certs import is_ca, load_certificate
 from tlspcap.diagnosis.certcheck import (
+    MIN_EC_BITS,
     MIN_RSA_BITS,
     WEAK_HASHES,
     CertFinding,
     TrustStore,
     _label,
+    _lifetime,
     _signed_by,
     _unused_after,
+    _usage,
     check_chain,
     hostname_findings,
 )
@@ -61,15 +64,30 @@ def ref_strength(cert: x509.Certificate, index: int) -> list[CertFinding]:
     except (ValueError, TypeError, UnsupportedAlgorithm):
         key = None
     if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        out.append(CertFinding("weak_key", f"{_label(cert)} has a {key.key_size}-bit key", index))
+        kind = "RSA" if isinstance(key, rsa.RSAPublicKey) else "DSA"
+        text = (
+            f"{_label(cert)} has a {key.key_size}-bit {kind} key: OpenSSL clients at security "
+            f"level 2 (the default of current distributions), Java and browsers need "
+            f"{MIN_RSA_BITS} bits"
+        )
+        out.append(CertFinding("weak_key", text, index))
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.key_size < MIN_EC_BITS:
+        text = (
+            f"{_label(cert)} has a {key.key_size}-bit EC key: OpenSSL clients at security level "
+            f"2 need {MIN_EC_BITS} bits"
+        )
+        out.append(CertFinding("weak_key", text, index))
     try:
         algo = cert.signature_hash_algorithm
     except (ValueError, TypeError, UnsupportedAlgorithm):
         algo = None
     if isinstance(algo, hashes.HashAlgorithm) and algo.name in WEAK_HASHES:
-        out.append(
-            CertFinding("weak_signature", f"{_label(cert)} is signed with {algo.name}", index)
+        name = algo.name.upper().replace("SHA1", "SHA-1")
+        text = (
+            f"{_label(cert)} is signed with {name}, which OpenSSL 3 clients at their default "
+            "security level, Java and browsers refuse"
         )
+        out.append(CertFinding("weak_signature", text, index))
     return out
 
 
@@ -93,6 +111,9 @@ def ref_check_chain(
         if at is not None:
             findings += ref_validity(c, at, i)
         findings += ref_strength(c, i)
+    leaf_der = next(d for d, c in zip(chain_der, certs, strict=True) if c is not None)
+    findings += _usage.__wrapped__(leaf_der)  # not what this test holds to the reference
+    findings += _lifetime(leaf_der, store.public_issuer(parsed))
     if host:
         findings += hostname_findings(leaf, host)
     findings += ref_path_findings(parsed, store, extra)

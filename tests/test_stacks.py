@@ -45,9 +45,7 @@ def _cases() -> list[tuple[str, str, str]]:
 def test_fixture_clients_are_named(name: str, client: str, stack: str) -> None:
     result = analyze_file(REAL / name)
     (conn,) = [
-        c
-        for c in result.connections
-        if format_endpoint(*c.endpoints[c.client_dir]) == client
+        c for c in result.connections if format_endpoint(*c.endpoints[c.client_dir]) == client
     ]
     want = next(v for k, v in EXPECTED.items() if stack.startswith(k))
     hint = likely_stack(conn.client_hellos[0])

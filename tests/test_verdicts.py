@@ -55,32 +55,9 @@ def _match(doc: dict[str, Any], conn: dict[str, Any]) -> dict[str, Any]:
 
 CASES = [(e["file"], c) for e in _entries() for c in e["connections"]]
 
-#: Cause codes of issue 12 whose rules are not written yet: the captures of
-#: fixtures/gen/make_causes.py that expect them are skipped until the rules land.
-PENDING_CAUSES = frozenset(
-    {
-        "tls_interception",
-        "middlebox_reset",
-        "large_client_hello",
-        "path_mtu_blackhole",
-        "weak_certificate",
-        "certificate_usage",
-        "revoked_certificate",
-        "legacy_renegotiation",
-        "weak_key_exchange",
-        "alpn_mismatch",
-    }
-)
-
-
-def _skip_pending(conn: dict[str, Any]) -> None:
-    if conn["expected_cause"] in PENDING_CAUSES:
-        pytest.skip(f"expects {conn['expected_cause']}: rule not implemented yet (issue 12)")
-
 
 @pytest.mark.parametrize(("name", "conn"), CASES, ids=[f"{n}:{c['client']}" for n, c in CASES])
 def test_verdict_without_keylog(name: str, conn: dict[str, Any]) -> None:
-    _skip_pending(conn)
     got = _match(analyze_fixture(name), conn)
     assert got["outcome"] == conn["expected_outcome"], got["evidence"]
     tls13 = any(sh["version"] == 0x0304 for sh in got["server_hellos"])
@@ -123,7 +100,6 @@ KEYED = [
 )
 def test_verdict_with_keylog(name: str, keylog: str, conn: dict[str, Any]) -> None:
     """With the client's key log, TLS 1.3 certificates are visible: the exact cause is required."""
-    _skip_pending(conn)
     got = _match(analyze_fixture(name, REAL / keylog), conn)
     assert got["outcome"] == conn["expected_outcome"], got["evidence"]
     assert got["cause"] == conn["expected_cause"], got["evidence"]

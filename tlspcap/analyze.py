@@ -107,7 +107,12 @@ def _analyze(
     secrets_used = 0
     on_close = None if on_connection is None else partial(_hand_over, on_connection)
     tracker = ConnectionTracker(partial(TlsSession, keylog=secrets), on_close=on_close)
-    capture_decoder = PacketDecoder(on_icmp=result.icmp_errors.append)  # one per capture: fragments
+
+    def icmp(error: IcmpError) -> None:
+        result.icmp_errors.append(error)
+        tracker.icmp(error)  # evidence for the connection it quotes
+
+    capture_decoder = PacketDecoder(on_icmp=icmp)  # one per capture: fragments
     decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
     for packet in reader.packets():
         if on_progress is not None and not packet.frame % PROGRESS_PACKETS:

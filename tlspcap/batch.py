@@ -66,7 +66,8 @@ def _trust(ca_pem: bytes | None) -> TrustStore:
     """The trust store, built once per process."""
     if ca_pem is None:
         return default_trust()
-    return TrustStore(load_pem_roots(ca_pem) + default_trust().roots)
+    public = default_trust()
+    return TrustStore(load_pem_roots(ca_pem) + public.roots, public=public.public)
 
 
 def options_for(settings: Settings) -> Options:

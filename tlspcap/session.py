@@ -52,7 +52,9 @@ from tlspcap.tls.messages import (
     Alert,
     CertificateMessage,
     CertificateRequest,
+    CertificateStatus,
     ClientHello,
+    KeyExchange,
     ServerHello,
 )
 from tlspcap.tls.records import (
@@ -162,6 +164,17 @@ class TlsSession:
         """Handshake messages read, in order (at most :data:`MAX_MESSAGES`)."""
         self._cert_request_dir: int | None = None
         self._first_certificate_dir: int | None = None
+        self.key_exchange: KeyExchange | None = None
+        """The ServerKeyExchange's parameters (TLS <= 1.2, DHE and ECDHE)."""
+        self.encrypted_extensions_alpn: bytes | None = None
+        """The ALPN protocol a TLS 1.3 server selected in EncryptedExtensions (read only
+        when decrypted; see :attr:`encrypted_extensions_frame`)."""
+        self.encrypted_extensions_frame: int | None = None
+        self.certificate_status: CertificateStatus | None = None
+        """A stapled OCSP response (TLS <= 1.2 CertificateStatus)."""
+        self.renegotiations: list[int | None] = [None, None]
+        """Per direction: the frame of the first handshake record sent after that side's own
+        application data (a renegotiation), if any."""
         self.anomalies: CappedList[Anomaly] = CappedList()
         self.version: int | None = None
         """Negotiated version (from the last real ServerHello)."""
@@ -345,6 +358,8 @@ class TlsSession:
         elif ct == CT_HANDSHAKE:
             if not side.encrypted_handshake_records and not self._tls13:
                 self._letter(direction, "F")
+            elif side.application_records and self.renegotiations[direction] is None:
+                self.renegotiations[direction] = record.frame  # a handshake inside the session
             side.encrypted_handshake_records += 1
             self._log_encrypted(direction, record)
         elif ct == CT_APPLICATION_DATA:
@@ -498,6 +513,15 @@ class TlsSession:
                 self._fix_role(direction, False, "server_message")
             elif t in CLIENT_ONLY_MESSAGES:
                 self._fix_role(direction, True, "client_message")
+            if t == 12 and self.cipher is not None:
+                props = cipher_properties(self.cipher)
+                if props is not None:
+                    self.key_exchange = codec.parse_key_exchange(msg.body, msg.frame, props.kx)
+            elif t == 22:
+                self.certificate_status = codec.parse_certificate_status(msg.body, msg.frame)
+            elif t == 8 and self.encrypted_extensions_frame is None:
+                self.encrypted_extensions_frame = msg.frame
+                self.encrypted_extensions_alpn = codec.parse_encrypted_extensions_alpn(msg.body)
             if t == 14:
                 self.server_hello_done_frame = msg.frame
                 self._letter(direction, "N")

@@ -53,11 +53,64 @@ FIXES: dict[str, str] = {
         "The port does not speak TLS: use the TLS port (or https vs http), or enable TLS on the "
         "server for this port."
     ),
+    "alpn_mismatch": (
+        "Make the client offer an application protocol the server accepts (HTTP/2 for gRPC), "
+        "or enable that protocol on the server (ALPN list, e.g. nginx `http2 on`)."
+    ),
+    "weak_certificate": (
+        "Reissue the certificate with a key and signature current clients accept: RSA 2048 "
+        "bits or more (or ECDSA P-256), signed with SHA-256 or better, down the whole chain."
+    ),
+    "certificate_usage": (
+        "Reissue the server certificate for TLS server use: extendedKeyUsage serverAuth, a "
+        "keyUsage that allows digitalSignature (and keyEncipherment for RSA key exchange), and "
+        "no CA flag on the leaf."
+    ),
+    "revoked_certificate": (
+        "The certificate was revoked: install a new certificate and chain (and stop the server "
+        "stapling the old OCSP response)."
+    ),
+    "legacy_renegotiation": (
+        "Patch or upgrade the server's TLS stack so it supports secure renegotiation (RFC "
+        "5746); as a stopgap, allow legacy servers on the client (OpenSSL: Options = "
+        "UnsafeLegacyServerConnect, SSL_OP_LEGACY_SERVER_CONNECT)."
+    ),
+    "weak_key_exchange": (
+        "Configure the server with a finite-field DH group of 2048 bits or more (or prefer "
+        "ECDHE with X25519 or P-256), or stop offering DHE suites."
+    ),
+    "tls_interception": (
+        "A TLS-inspecting proxy answered in the server's place: install the proxy's root CA "
+        "in the client's trust store, or have the destination exempted from inspection."
+    ),
+    "middlebox_reset": (
+        "A device on the path (firewall, IPS, proxy) cut the connection: have the network team "
+        "allow the destination (SNI, address, category) on it; the evidence shows which "
+        "packets did not come from the server."
+    ),
+    "large_client_hello": (
+        "Upgrade the server or the device in front of it so it reads a ClientHello spread over "
+        "several TCP segments; meanwhile make the client's hello smaller (Chrome policy "
+        "PostQuantumKeyAgreementEnabled=false, Go GODEBUG=tlsmlkem=0, OpenSSL 3.5 Groups "
+        "without X25519MLKEM768)."
+    ),
+    "path_mtu_blackhole": (
+        "Full-size packets are lost on the path and the ICMP 'fragmentation needed' that would "
+        "say so does not get through: clamp the TCP MSS on the router (iptables TCPMSS "
+        "--clamp-mss-to-pmtu) or let ICMP type 3 code 4 / ICMPv6 type 2 pass."
+    ),
     "unknown": (
         "The capture does not single out a cause: look at the logs of the side that aborted "
         "around the frames given as evidence."
     ),
 }
+
+ACTORS = {
+    "client": "client",
+    "server": "server",
+    "network": "network team (a device on the path)",
+}
+"""Who ``must_act`` names, in words."""
 
 MUST_ACT: dict[str, str] = {
     "protocol_mismatch": "server",
@@ -73,6 +126,16 @@ MUST_ACT: dict[str, str] = {
     "connection_reset": "server",
     "no_server_response": "server",
     "non_tls_peer": "client",
+    "alpn_mismatch": "client",
+    "weak_certificate": "server",
+    "certificate_usage": "server",
+    "revoked_certificate": "server",
+    "legacy_renegotiation": "server",
+    "weak_key_exchange": "server",
+    "tls_interception": "client",
+    "middlebox_reset": "network",
+    "large_client_hello": "server",
+    "path_mtu_blackhole": "network",
 }
 
 HEADLINES: dict[str, str] = {
@@ -90,5 +153,16 @@ HEADLINES: dict[str, str] = {
     "connection_reset": "the connection was reset during the handshake",
     "no_server_response": "the ClientHello got no answer",
     "non_tls_peer": "the peer does not speak TLS",
+    "alpn_mismatch": "no application protocol both sides accept",
+    "weak_certificate": "the client rejected a certificate key or signature it deems too weak",
+    "certificate_usage": "the certificate is not allowed for this use",
+    "revoked_certificate": "the certificate was revoked",
+    "legacy_renegotiation": "the client refuses a server without secure renegotiation",
+    "weak_key_exchange": "the client rejected the server's key-exchange parameters",
+    "tls_interception": "a TLS-inspecting middlebox answered in the server's place",
+    "middlebox_reset": "a device on the path, not the server, cut the connection",
+    "large_client_hello": "the server or a device in front of it fails on a ClientHello "
+    "spread over several TCP segments",
+    "path_mtu_blackhole": "full-size segments are lost on the path",
     "unknown": "the capture does not single out a cause",
 }

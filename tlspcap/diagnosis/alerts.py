@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tlspcap.diagnosis.model import OBSERVED
+from tlspcap.diagnosis.model import INFERRED, OBSERVED
 from tlspcap.tls.messages import Alert
 
 A_CERT_EXPIRED = 45
@@ -39,9 +39,10 @@ class AlertCause:
 _CAUSES: dict[int, AlertCause] = {
     A_CERT_EXPIRED: AlertCause(
         "expired_certificate",
-        OBSERVED,
-        "certificate_expired names the cause (OpenSSL- and Java-based clients send it only for "
-        "an expired certificate); the certificate itself is not in the capture",
+        INFERRED,
+        "certificate_expired: the client found the certificate expired by its own clock "
+        "(OpenSSL- and Java-based clients send it for nothing else); the certificate is not in "
+        "the capture, so a client clock that is wrong cannot be ruled out",
     ),
     A_PROTOCOL_VERSION: AlertCause(
         "protocol_mismatch",

@@ -20,11 +20,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from tlspcap.certs import is_ca, load_certificate
 
 MIN_RSA_BITS = 2048
+MIN_EC_BITS = 224
 WEAK_HASHES = ("md5", "sha1")
 
 
@@ -39,6 +40,9 @@ class CertFinding:
     text: str
     index: int | None = None
     """Position of the certificate in the chain as sent (0 = leaf)."""
+    frame: int | None = None
+    """Frame that shows it, when not the Certificate message's (a ServerKeyExchange, a
+    stapled OCSP response, the ServerHello)."""
 
 
 class TrustStore:
@@ -49,8 +53,13 @@ class TrustStore:
     path depends on the time or the host name.
     """
 
-    def __init__(self, roots: Sequence[x509.Certificate]) -> None:
+    def __init__(
+        self, roots: Sequence[x509.Certificate], public: Sequence[x509.Certificate] = ()
+    ) -> None:
         self._by_subject: dict[bytes, list[x509.Certificate]] = {}
+        self._public = frozenset(r.subject.public_bytes() for r in public)
+        self.public = list(public)
+        """The anchors that are public (Mozilla's) roots, as opposed to a private CA's."""
         self.roots = list(roots)
         """The anchors, in the order given."""
         for root in roots:
@@ -64,6 +73,13 @@ class TrustStore:
     def issuers_of(self, cert: x509.Certificate) -> list[x509.Certificate]:
         """Anchors whose subject is ``cert``'s issuer."""
         return self._by_subject.get(cert.issuer.public_bytes(), [])
+
+    def public_issuer(self, certs: Sequence[x509.Certificate]) -> bool:
+        """True when one of ``certs`` is issued by (or is) a public root of this store."""
+        return any(
+            c.issuer.public_bytes() in self._public or c.subject.public_bytes() in self._public
+            for c in certs
+        )
 
     def contains(self, cert: x509.Certificate) -> bool:
         """True when ``cert`` itself is an anchor."""
@@ -229,16 +245,122 @@ def _strength(der: bytes, index: int) -> tuple[CertFinding, ...]:
     except (ValueError, TypeError, UnsupportedAlgorithm):
         key = None
     if isinstance(key, rsa.RSAPublicKey | dsa.DSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        out.append(CertFinding("weak_key", f"{_label(cert)} has a {key.key_size}-bit key", index))
+        kind = "RSA" if isinstance(key, rsa.RSAPublicKey) else "DSA"
+        out.append(
+            CertFinding(
+                "weak_key",
+                f"{_label(cert)} has a {key.key_size}-bit {kind} key: OpenSSL clients at "
+                f"security level 2 (the default of current distributions), Java and browsers "
+                f"need {MIN_RSA_BITS} bits",
+                index,
+            )
+        )
+    elif isinstance(key, ec.EllipticCurvePublicKey) and key.key_size < MIN_EC_BITS:
+        out.append(
+            CertFinding(
+                "weak_key",
+                f"{_label(cert)} has a {key.key_size}-bit EC key: OpenSSL clients at security "
+                f"level 2 need {MIN_EC_BITS} bits",
+                index,
+            )
+        )
     try:
         algo = cert.signature_hash_algorithm
     except (ValueError, TypeError, UnsupportedAlgorithm):
         algo = None
     if isinstance(algo, hashes.HashAlgorithm) and algo.name in WEAK_HASHES:
         out.append(
-            CertFinding("weak_signature", f"{_label(cert)} is signed with {algo.name}", index)
+            CertFinding(
+                "weak_signature",
+                f"{_label(cert)} is signed with {algo.name.upper().replace('SHA1', 'SHA-1')}, "
+                "which OpenSSL 3 clients at their default security level, Java and browsers "
+                "refuse",
+                index,
+            )
         )
     return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _usage(leaf_der: bytes) -> tuple[CertFinding, ...]:
+    """What the leaf's extensions forbid for a TLS server (cached by DER)."""
+    cert = load_certificate(leaf_der)
+    assert cert is not None
+    out = []
+    label = _label(cert)
+    try:
+        eku = cert.extensions.get_extension_for_oid(ExtensionOID.EXTENDED_KEY_USAGE).value
+    except (x509.ExtensionNotFound, ValueError):
+        eku = None
+    if isinstance(eku, x509.ExtendedKeyUsage):
+        usages = set(eku)
+        if not usages & {
+            ExtendedKeyUsageOID.SERVER_AUTH,
+            ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+        }:
+            names = ", ".join(sorted(_EKU_NAMES.get(u, u.dotted_string) for u in usages)) or "none"
+            out.append(
+                CertFinding(
+                    "certificate_usage",
+                    f"{label} may not serve TLS: its extendedKeyUsage lists {names}, not "
+                    "serverAuth",
+                    0,
+                )
+            )
+    try:
+        ku = cert.extensions.get_extension_for_oid(ExtensionOID.KEY_USAGE).value
+    except (x509.ExtensionNotFound, ValueError):
+        ku = None
+    if isinstance(ku, x509.KeyUsage) and not (ku.digital_signature or ku.key_encipherment):
+        out.append(
+            CertFinding(
+                "certificate_usage",
+                f"{label}'s keyUsage allows neither digitalSignature nor keyEncipherment: no TLS "
+                "key exchange may use it",
+                0,
+            )
+        )
+    if is_ca(cert) and not _self_issued(cert):
+        out.append(
+            CertFinding(
+                "certificate_usage", f"{label} is a CA certificate, sent as the server's", 0
+            )
+        )
+    return tuple(out)
+
+
+_EKU_NAMES = {
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+}
+APPLE_PUBLIC_DAYS = 398
+"""Longest validity Apple accepts for a publicly trusted certificate issued after 2020-09-01."""
+APPLE_ANY_DAYS = 825
+"""Longest validity Apple accepts for any TLS server certificate issued after 2019-07-01."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _lifetime(leaf_der: bytes, public: bool) -> tuple[CertFinding, ...]:
+    """Validity periods longer than Apple's platforms accept (a secondary finding only): 825
+    days for any server certificate, 398 for one under a public root (``public``)."""
+    start, end, cert = _validity_period(leaf_der)
+    days = (end - start).days
+    if start >= datetime(2019, 7, 1, tzinfo=start.tzinfo) and days > APPLE_ANY_DAYS:
+        limit = f"the {APPLE_ANY_DAYS} days Apple clients accept for any server certificate"
+    elif public and start >= datetime(2020, 9, 1, tzinfo=start.tzinfo) and days > APPLE_PUBLIC_DAYS:
+        limit = f"the {APPLE_PUBLIC_DAYS} days Apple clients accept for a public one"
+    else:
+        return ()
+    return (
+        CertFinding("validity_too_long", f"{_label(cert)} is valid for {days} days, over {limit}"),
+    )
+
+
+def _self_issued(cert: x509.Certificate) -> bool:
+    return cert.subject.public_bytes() == cert.issuer.public_bytes()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -279,6 +401,9 @@ def check_chain(
         if at is not None:  # None: the capture time is no date (corrupt timestamp)
             findings += _validity(der, at, i)
         findings += _strength(der, i)
+    findings += _usage(parsed_der[0])
+    held = [c for c in certs if c is not None]
+    findings += _lifetime(parsed_der[0], store.public_issuer(held))
     if host:
         findings += _leaf_hostname_findings(parsed_der[0], host)
     if complete:

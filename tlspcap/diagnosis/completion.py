@@ -11,11 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tlspcap.certs import capture_datetime
+from tlspcap.diagnosis import policy
 from tlspcap.diagnosis.alerts import client_alert_cause
 from tlspcap.diagnosis.certcheck import CertFinding, TrustStore, check_chain
 from tlspcap.diagnosis.context import (
     A_BAD_CERT,
     A_CERT_REQUIRED,
+    A_NO_APPLICATION_PROTOCOL,
     A_PROTOCOL_VERSION,
     A_UNKNOWN_CA,
     A_UNRECOGNIZED_NAME,
@@ -23,7 +25,10 @@ from tlspcap.diagnosis.context import (
     ALERT_TO_CERT_CAUSE,
     CERT_PRIORITY,
     CLOSE_AT_ONCE_SECONDS,
+    LATE_CAUSES,
+    POLICY_CAUSES,
     Context,
+    alpn_offer_text,
     cert_frame,
     close_of,
     describe_alert,
@@ -32,6 +37,7 @@ from tlspcap.diagnosis.context import (
     offered_versions,
     vname,
 )
+from tlspcap.diagnosis.inspection import TRUST_STORES
 from tlspcap.diagnosis.model import (
     ESTABLISHED,
     FAILED,
@@ -42,6 +48,7 @@ from tlspcap.diagnosis.model import (
     Finding,
     Verdict,
 )
+from tlspcap.diagnosis.policy import ALERT_FIT, interception
 from tlspcap.diagnosis.sides import (
     ALERT_RECORD,
     ENCRYPTED_ALERT_MAX,
@@ -76,14 +83,21 @@ def after_server_hello(ctx: Context, ch: ClientHello | None, sh: ServerHello | N
     is not readable, what followed is)."""
     f = ctx.f
     tls13 = is_tls13(sh.version) if sh is not None else _tls13_by_records(f)
-    findings = _certificate_findings(ctx, ch)
+    findings = _certificate_findings(ctx, ch) + _policy_findings(ctx, ch, sh)
     v = _completion(ctx, ch, sh, tls13, findings)
-    shown = {v.cause}
+    if v.cause == "tls_interception":
+        _interception_fix(ctx, v)
+    shown = {v.cause, "alpn_mismatch"}  # (no ALPN chosen is common and harmless on its own)
     if v.cause == "hostname_mismatch":
         shown.add("cn_only_certificate")
+    if v.cause == "weak_certificate":
+        shown.update(("weak_key", "weak_signature"))
     for finding in findings:
         if finding.code not in shown:
-            v.secondary.append(Finding(finding.code, cert_frame(f), finding.text))
+            text = finding.text
+            if finding.code in POLICY_CAUSES + LATE_CAUSES and v.outcome != FAILED:
+                text = "not what failed here, but a client that checks it would refuse: " + text
+            v.secondary.append(Finding(finding.code, finding.frame or cert_frame(f), text))
             shown.add(finding.code)
     if (
         tls13
@@ -125,6 +139,56 @@ def _certificate_findings(ctx: Context, ch: ClientHello | None) -> list[CertFind
     )
 
 
+def _policy_findings(
+    ctx: Context, ch: ClientHello | None, sh: ServerHello | None
+) -> list[CertFinding]:
+    """The facts beyond name, chain and validity that can explain a rejection (see
+    :mod:`tlspcap.diagnosis.policy`), as findings the cause selection weighs."""
+    f = ctx.f
+    out = [
+        CertFinding(x.code, x.text, frame=x.frame)
+        for x in (
+            policy.revocation(f),
+            policy.weak_key_exchange(f),
+            policy.legacy_renegotiation(ch, sh),
+            policy.alpn_unmet(f, ch, sh),
+        )
+        if x is not None
+    ]
+    seen = interception(ctx)
+    if seen is not None and seen.confident:
+        frame, text = seen.evidence[0]
+        more = "; ".join(t for _, t in (*seen.evidence[1:], *seen.support))
+        out.append(
+            CertFinding("tls_interception", text + (f"; {more}" if more else ""), frame=frame)
+        )
+    elif seen is not None:
+        frame, text = (*seen.evidence, *seen.support)[0]
+        out.append(CertFinding("possible_interception", "possible: " + text, frame=frame))
+    return out
+
+
+def _interception_fix(ctx: Context, v: Verdict) -> None:
+    """Name the product and where its root goes; or, when it re-signed with its untrusted CA
+    on purpose, point at the real server's certificate."""
+    seen = interception(ctx)
+    product = seen.product if seen is not None else None
+    name = product.name if product is not None else "The inspecting proxy"
+    if product is not None and product.untrusted_signer:
+        v.must_act = "server"
+        v.fix = (
+            f"{name} re-signed the certificate with its *untrusted* CA on purpose: the real "
+            "server's certificate failed the proxy's own checks. Fix the real server's "
+            "certificate (chain, validity, name); the proxy then re-signs with its trusted CA."
+        )
+        return
+    v.fix = (
+        f"{name} answered in the server's place with its own certificate: install its root CA "
+        f"in {TRUST_STORES}, or have this destination exempted from inspection (pinned and "
+        "mutual-TLS applications need the exemption)."
+    )
+
+
 def _chain_whole(f: ConnFacts) -> bool:
     """The server's whole chain is in the capture (not encrypted, not cut)."""
     certs = f.server.certificates
@@ -137,7 +201,7 @@ def _blame_certificate(v: Verdict, f: ConnFacts, findings: list[CertFinding]) ->
     v.cause = cert.code if cert else "unknown"
     if cert:
         v.confidence = OBSERVED
-        v.add(cert_frame(f), cert.text)
+        v.add(cert.frame or cert_frame(f), cert.text)
     elif f.server.certificates and f.server.certificates[0].truncated:
         v.add(
             cert_frame(f),
@@ -152,14 +216,29 @@ def _cert_cause(
 ) -> CertFinding | None:
     """The finding that best explains a rejection: the one the alert names, else by priority.
     A name given only in the subject CN explains a rejection (current clients ignore the CN)."""
-    codes = {f.code: f for f in findings}
-    if alert is not None and alert.description in ALERT_TO_CERT_CAUSE:
-        for code in ALERT_TO_CERT_CAUSE[alert.description]:
+    codes: dict[str, CertFinding] = {}
+    for finding in findings:
+        codes.setdefault(finding.code, finding)
+    for weak in ("weak_key", "weak_signature"):
+        if weak in codes and "weak_certificate" not in codes:
+            codes["weak_certificate"] = CertFinding("weak_certificate", codes[weak].text)
+    how = alert.description if alert is not None else None
+    silent = alert is None and rejected
+    for code in POLICY_CAUSES:  # what clients check before the chain, or instead of it
+        if code in codes and (silent or (alert is not None and how in ALERT_FIT[code])):
+            return codes[code]
+    if how in ALERT_TO_CERT_CAUSE:
+        for code in ALERT_TO_CERT_CAUSE[how]:
             if code in codes:
                 return codes[code]
     for code in CERT_PRIORITY:
         if code in codes:
             return codes[code]
+    for code in LATE_CAUSES:
+        if code in codes and (silent or (alert is not None and how in ALERT_FIT[code])):
+            return codes[code]
+    if silent and "alpn_mismatch" in codes:
+        return codes["alpn_mismatch"]
     cn_only = codes.get("cn_only_certificate")
     if cn_only is not None and (rejected or alert is not None):
         return CertFinding(
@@ -504,8 +583,13 @@ def _handshake_done(ctx: Context, sh: ServerHello | None, view: Tls13View | None
         return c.application_records > 0 and sv.application_records > 0
     if c.encrypted_handshake_records > 0 and sv.encrypted_handshake_records > 0:
         return True
-    # A Finished the capture lost: application data both ways shows the handshake completed.
-    return c.application_records > 0 and sv.application_records > 0 and sv.encrypted
+    # A Finished the capture lost: application data both ways shows the handshake completed
+    # (before TLS 1.3 no record is of that type before the Finished; from TLS 1.3 on every
+    # encrypted record is, so without the ServerHello the server's CCS must vouch for it).
+    both = c.application_records > 0 and sv.application_records > 0
+    if sh is not None and not is_tls13(sh.version):
+        return both
+    return both and sv.encrypted
 
 
 def _earliest(a: Alert | None, b: Alert | None) -> Alert | None:
@@ -550,11 +634,11 @@ def _client_rejects(
             alert.description, ()
         ):
             v.confidence = PROOF
-        v.add(cert_frame(f), cert.text)
+        v.add(cert.frame or cert_frame(f), cert.text)
         return v
     if not _chain_whole(f) and alert.description in ALERT_ONLY_CAUSES:
         v.cause, note = ALERT_ONLY_CAUSES[alert.description]
-        v.confidence = OBSERVED
+        v.confidence = INFERRED
         tls13 = f.version is not None and is_tls13(f.version)
         v.add(
             None,
@@ -629,6 +713,10 @@ def _server_rejects(ctx: Context, v: Verdict, ch: ClientHello | None, alert: Ale
                 f"the client sent {len(certs[0].chain)} certificate(s), which "
                 "the server did not accept",
             )
+        return v
+    if alert.description == A_NO_APPLICATION_PROTOCOL:
+        v.cause, v.confidence = "alpn_mismatch", PROOF
+        v.add(ch.frame if ch is not None else None, alpn_offer_text(ch))
         return v
     if alert.description == A_CERT_REQUIRED:
         v.cause, v.confidence = "client_certificate_required", PROOF

@@ -21,9 +21,14 @@ CLOSE_AT_ONCE_SECONDS = 0.5
 A_HANDSHAKE_FAILURE, A_BAD_CERT, A_CERT_EXPIRED = 40, 42, 45
 A_UNKNOWN_CA, A_PROTOCOL_VERSION, A_INSUFFICIENT_SECURITY = 48, 70, 71
 A_INTERNAL_ERROR, A_UNRECOGNIZED_NAME, A_CERT_REQUIRED = 80, 112, 116
+A_NO_APPLICATION_PROTOCOL = 120
 
 ALERT_ONLY_CAUSES = {
-    A_CERT_EXPIRED: ("expired_certificate", ""),
+    A_CERT_EXPIRED: (
+        "expired_certificate",
+        " (the client found it expired by its own clock; a client clock that is wrong sends the "
+        "same alert, which only the certificate would rule out)",
+    ),
 }
 """Client alerts precise enough to name a cause when the certificate itself is encrypted."""
 
@@ -38,7 +43,24 @@ CERT_PRIORITY = (
 ALERT_TO_CERT_CAUSE = {
     A_CERT_EXPIRED: ("expired_certificate", "not_yet_valid_certificate"),
     A_UNKNOWN_CA: ("incomplete_chain", "unknown_ca"),
+    44: ("revoked_certificate",),  # certificate_revoked
+    113: ("revoked_certificate",),  # bad_certificate_status_response (Java, stapling)
+    43: ("certificate_usage", "weak_certificate"),  # unsupported_certificate
+    71: ("weak_key_exchange",),  # insufficient_security (Java: DH group too small)
+    120: ("alpn_mismatch",),  # no_application_protocol
 }
+"""Client alerts that name the certificate or parameter problem among the ones the capture
+shows (first match wins)."""
+POLICY_CAUSES = (
+    "tls_interception",
+    "legacy_renegotiation",
+    "weak_key_exchange",
+    "revoked_certificate",
+)
+"""Causes found beyond the certificate's name, chain and validity, checked before those, in the
+order clients check them; each only when the client's abort fits it (policy.ALERT_FIT)."""
+LATE_CAUSES = ("certificate_usage", "weak_certificate")
+"""Certificate-policy causes checked after the textbook ones, each only when the abort fits."""
 
 
 @dataclass(slots=True)
@@ -147,6 +169,17 @@ def hello_text(ch: ClientHello) -> str:
     versions = ", ".join(vname(o) for o in offered_versions(ch))
     sni = f"server_name {ch.sni!r}" if ch.sni is not None else "no server_name"
     return f"ClientHello offering {versions}, {len(ch.cipher_suites)} cipher suites, {sni}"
+
+
+def alpn_offer_text(ch: ClientHello | None) -> str:
+    """What the client asked for, to go with a no_application_protocol alert."""
+    if ch is None or not ch.alpn:
+        return (
+            "the client's ALPN offer is not visible; no_application_protocol means the server "
+            "accepts none of the protocols it offered"
+        )
+    offered = ", ".join(p.decode("utf-8", "backslashreplace") for p in ch.alpn)
+    return f"the client offered ALPN {offered}, none of which the server accepts"
 
 
 def first_server_frame(ctx: Context) -> int | None:

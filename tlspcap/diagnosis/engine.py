@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis import rules
-from tlspcap.diagnosis.advice import FIXES, HEADLINES, MUST_ACT
+from tlspcap.diagnosis.advice import ACTORS, FIXES, HEADLINES, MUST_ACT
 from tlspcap.diagnosis.context import Context
 from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
 from tlspcap.diagnosis.model import ESTABLISHED, INCOMPLETE, Verdict
@@ -130,5 +130,5 @@ def summarize(v: Verdict) -> str:
     if v.gave_up:
         parts.append(f"The {v.gave_up} gave up.")
     if v.must_act and v.outcome != INCOMPLETE:
-        parts.append(f"The {v.must_act} must act: {v.fix}")
+        parts.append(f"The {ACTORS.get(v.must_act, v.must_act)} must act: {v.fix}")
     return " ".join(p for p in parts if p)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, overload
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 
 from tlspcap.certs import load_certificate
+from tlspcap.diagnosis.path import hello_segments
 from tlspcap.facts.model import ConnFacts
 
 
@@ -26,6 +30,25 @@ class ServerFacts:
     answered earliest comes first)."""
     answered_without_sni: int | None = None
     """Frame of a ServerHello answering a ClientHello without SNI, if any."""
+    answered_hellos: list[tuple[int, int, int]] = field(default_factory=list)
+    """ClientHellos the server answered with a ServerHello: (hello length, TCP segments it took,
+    frame of the ServerHello), the smallest few (at most :data:`MAX_HELLOS`)."""
+
+
+def _answer(s: ConnFacts, hello_frame: int) -> int | None:
+    """Frame of the server's answer to the ClientHello in ``hello_frame``: its ServerHello, or
+    (that lost) the first TLS bytes it sent after the hello (None: no answer in the capture)."""
+    sh = next((h.frame for h in s.server_hellos if not h.hello_retry_request), None)
+    if sh is not None:
+        return sh
+    server = s.server
+    if (
+        server.is_tls
+        and server.first_data_frame is not None
+        and server.first_data_frame > hello_frame
+    ):
+        return server.first_data_frame
+    return None
 
 
 class _Watched(Sequence[x509.Certificate]):
@@ -54,6 +77,11 @@ class _Watched(Sequence[x509.Certificate]):
 MAX_SERVERS = 20_000
 """Servers whose facts are kept; past this the one learnt about least recently is forgotten (a
 capture talking to more servers than this loses facts about the quietest ones)."""
+MAX_HELLOS = 8
+"""Answered ClientHellos remembered per server (the smallest are kept)."""
+MAX_KEYS = 10_000
+"""Server public keys whose names are remembered (to see one key serve many names)."""
+MAX_NAMES_PER_KEY = 32
 MAX_CERTIFICATES = 10_000
 """Distinct certificates kept per capture to supply missing intermediates (DER bytes beyond this
 are still deduplicated by hash; a capture rarely holds more than a few hundred)."""
@@ -73,6 +101,9 @@ class CaptureKnowledge:
         self.certificate_list: list[x509.Certificate] = []
         """Every parsable certificate seen (up to :data:`MAX_CERTIFICATES`), unwatched."""
         self._seen_der: set[bytes] = set()
+        self.key_names: dict[bytes, dict[str, int]] = {}
+        """Leaf public key (SHA-256 of its SubjectPublicKeyInfo) -> SNI names it served ->
+        frame of the first Certificate showing it."""
         self.consulted = False
         """Set when a diagnosis read the facts; the caller resets it."""
 
@@ -85,6 +116,11 @@ class CaptureKnowledge:
         """Facts about ``key`` (empty when the server was seen nowhere else)."""
         self.consulted = True
         return self.servers.get(key) or ServerFacts()
+
+    def names_for_key(self, digest: bytes) -> dict[str, int]:
+        """The SNI names the leaf key ``digest`` served in this capture (read: noted)."""
+        self.consulted = True
+        return self.key_names.get(digest, {})
 
     def learn(self, s: ConnFacts) -> None:
         """Add one connection's facts."""
@@ -107,6 +143,18 @@ class CaptureKnowledge:
                 facts.answered_without_sni is None or sh.frame < facts.answered_without_sni
             ):
                 facts.answered_without_sni = sh.frame
+        hello = next(
+            (m for m in s.messages if m.direction == s.client_dir and m.msg_type == 1), None
+        )
+        answer = _answer(s, hello.frame) if hello is not None else None
+        if hello is not None and answer is not None:
+            segments = len(hello_segments(s, hello.frame)) or 1
+            entry = (hello.length, segments, answer)
+            if entry not in facts.answered_hellos:
+                facts.answered_hellos.append(entry)
+                facts.answered_hellos.sort()
+                del facts.answered_hellos[MAX_HELLOS:]
+        self._learn_key(s)
         for side in s.sides:
             for msg in side.certificates:
                 for der in msg.chain:
@@ -118,6 +166,42 @@ class CaptureKnowledge:
                         cert = load_certificate(der)
                         if cert is not None:
                             self.certificate_list.append(cert)
+
+    def _learn_key(self, s: ConnFacts) -> None:
+        """Remember which names the server's leaf key served (a proxy mints one leaf per name,
+        often with one key for all of them)."""
+        certs = s.server.certificates
+        sni = s.client_hellos[-1].sni if s.client_hellos else None
+        if not certs or not certs[0].chain or not sni:
+            return
+        digest = key_digest(certs[0].chain[0])
+        if digest is None:
+            return
+        names = self.key_names.get(digest)
+        if names is None:
+            if len(self.key_names) >= MAX_KEYS:
+                return
+            names = self.key_names[digest] = {}
+        frame = certs[0].frame
+        if (sni in names and frame < names[sni]) or (
+            sni not in names and len(names) < MAX_NAMES_PER_KEY
+        ):
+            names[sni] = frame
+
+
+@functools.lru_cache(maxsize=4096)
+def key_digest(der: bytes) -> bytes | None:
+    """SHA-256 of a certificate's SubjectPublicKeyInfo (None when it cannot be read)."""
+    cert = load_certificate(der)
+    if cert is None:
+        return None
+    try:
+        spki = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return None
+    return hashlib.sha256(spki).digest()
 
 
 def _earliest(table: dict[Any, int], key: object, frame: int) -> bool:

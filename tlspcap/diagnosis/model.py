@@ -22,9 +22,19 @@ CAUSES = (
     "connection_reset",
     "no_server_response",
     "non_tls_peer",
+    "alpn_mismatch",
+    "weak_certificate",
+    "certificate_usage",
+    "revoked_certificate",
+    "legacy_renegotiation",
+    "weak_key_exchange",
+    "tls_interception",
+    "middlebox_reset",
+    "large_client_hello",
+    "path_mtu_blackhole",
     "unknown",
 )
-"""Every cause code (the contract's, plus ``unrecognized_name``, documented in the README)."""
+"""Every cause code (the contract's, ../shared/CAUSES.md, plus ``unrecognized_name``)."""
 
 PROOF = "proof"
 """The capture shows the cause itself (an alert that names it and the fact it names)."""

@@ -31,5 +31,6 @@ def default_trust() -> TrustStore:
         import certifi
 
         with open(certifi.where(), "rb") as fh:
-            _DEFAULT_TRUST = TrustStore(load_pem_roots(fh.read()))
+            roots = load_pem_roots(fh.read())
+            _DEFAULT_TRUST = TrustStore(roots, public=roots)
     return _DEFAULT_TRUST

@@ -8,16 +8,19 @@ what one side proves about the other (:mod:`tlspcap.diagnosis.sides`).
 
 from __future__ import annotations
 
+from tlspcap.capture.model import format_endpoint
 from tlspcap.diagnosis.alerts import client_alert_cause
 from tlspcap.diagnosis.completion import after_server_hello
 from tlspcap.diagnosis.context import (
     A_HANDSHAKE_FAILURE,
     A_INSUFFICIENT_SECURITY,
     A_INTERNAL_ERROR,
+    A_NO_APPLICATION_PROTOCOL,
     A_PROTOCOL_VERSION,
     A_UNRECOGNIZED_NAME,
     SILENCE_SECONDS,
     Context,
+    alpn_offer_text,
     close_of,
     describe_alert,
     first_fatal,
@@ -39,10 +42,23 @@ from tlspcap.diagnosis.model import (
     Finding,
     Verdict,
 )
+from tlspcap.diagnosis.path import (
+    MIN_MTU_SAFE,
+    BlackHole,
+    Drop,
+    dropped_hello,
+    hello_segments,
+    icmp_words,
+    mtu_black_hole,
+    prohibited,
+    reset_analysis,
+)
+from tlspcap.diagnosis.policy import extra_findings
 from tlspcap.diagnosis.sides import (
     ENCRYPTED_ALERT_MAX,
     FIN,
     ack_growth,
+    acked_after,
     acked_by,
     data_proved,
     first_stop,
@@ -62,6 +78,18 @@ def walk(ctx: Context) -> Verdict:
     """Decide outcome and cause for one connection."""
     f = ctx.f
     ch = f.client_hellos[-1] if f.client_hellos else None
+    real = [sh for sh in f.server_hellos if not sh.hello_retry_request]
+    v = _path_failure(ctx, ch) or _walk(ctx, ch)
+    shown = {v.cause, *(x.code for x in v.secondary)}
+    for extra in extra_findings(f, ch, real[-1] if real else None):
+        if extra.code not in shown:
+            v.secondary.append(extra)
+            shown.add(extra.code)
+    return v
+
+
+def _walk(ctx: Context, ch: ClientHello | None) -> Verdict:
+    f = ctx.f
     real = [sh for sh in f.server_hellos if not sh.hello_retry_request]
     if real:
         return after_server_hello(ctx, ch, real[-1])
@@ -222,9 +250,13 @@ def _unanswered(ctx: Context, ch: ClientHello | None) -> Verdict:
     if stop[0] is not None:
         sent = data_proved(f, "server") or 0
         v.gave_up = "server"
+        if stop[1] == "RST" and _injected_reset(ctx, v):
+            return v
         v.add(
             stop[0], f"the server closed the connection ({stop[1]}) without a ServerHello or alert"
         )
+        if _large_hello(ctx, v, ch, stop[0]):
+            return v
         if ch is not None and (_sni_explains(ctx, v, ch) or _version_explains(ctx, v, ch)):
             return v
         if sent > 0:  # it sent bytes the capture does not hold: lost, not silence
@@ -232,7 +264,169 @@ def _unanswered(ctx: Context, ch: ClientHello | None) -> Verdict:
         v.cause = "connection_reset" if stop[1] == "RST" else "no_server_response"
         v.confidence = OBSERVED
         return v
+    if _large_hello(ctx, v, ch, None):
+        return v
     return _client_waits(ctx, v, ch)
+
+
+def _injected_reset(ctx: Context, v: Verdict) -> bool:
+    """The server side's RST does not fit the server's own packets: with two independent
+    signals, or server packets after it, a device on the path sent it (the cause); with one,
+    a secondary finding."""
+    reset = reset_analysis(ctx.f)
+    if reset is None or not (reset.signals or reset.race):
+        return False
+    if not reset.injected:
+        signal = reset.signals[0]
+        v.secondary.append(
+            Finding("middlebox_reset", signal.frame, "possible (one signal): " + signal.text)
+        )
+        return False
+    v.cause, v.confidence = "middlebox_reset", PROOF if reset.race else OBSERVED
+    v.add(reset.rst.frame, "a RST came in the server's name before any answer")
+    for signal in (*((reset.race,) if reset.race else ()), *reset.signals):
+        v.add(signal.frame, signal.text)
+    return True
+
+
+def _large_hello(ctx: Context, v: Verdict, ch: ClientHello | None, stop: int | None) -> bool:
+    """A ClientHello spread over several TCP segments, then a reset, close or silence, while the
+    same server answered a smaller one-segment hello in this capture (or the failure sits at
+    the segment boundary): the server or a device in front of it fails on large hellos."""
+    f = ctx.f
+    hello = ch.frame if ch is not None else _hello_message_frame(f)
+    if hello is None:
+        return False
+    segments = hello_segments(f, hello)
+    if len(segments) < 2:
+        return False
+    size = sum(p.length for p in segments)
+    smaller = [a for a in ctx.facts.answered_hellos if a[1] == 1 and a[0] + 4 < size]
+    first_end = f.client.seq_offset(segments[0]) + segments[0].length
+    at_boundary = stop is not None and acked_after(f, "server", stop) == first_end
+    if not smaller and not at_boundary:
+        v.secondary.append(
+            Finding(
+                "large_client_hello",
+                hello,
+                f"possible: the ClientHello took {len(segments)} TCP segments ({size} bytes); a "
+                "smaller hello answered by the same server would settle it",
+            )
+        )
+        return False
+    v.cause, v.confidence = "large_client_hello", OBSERVED
+    v.add(
+        hello,
+        f"the ClientHello is {size} bytes in {len(segments)} TCP segments (the first in frame "
+        f"{segments[0].frame})" + (_big_shares(ch) if ch is not None else ""),
+    )
+    if smaller:
+        hello_size, _, frame = smaller[0]
+        v.add(
+            frame,
+            f"the same server answered a {hello_size + 4}-byte hello that fit one segment: only "
+            "the size differs",
+        )
+    if at_boundary:
+        v.add(stop, f"the server gave up right after the first segment ({first_end} bytes)")
+    return True
+
+
+def _big_shares(ch: ClientHello) -> str:
+    names = {0x11EC: "X25519MLKEM768", 0x6399: "X25519Kyber768Draft00"}
+    big = [names[g] for g in ch.key_share_groups if g in names]
+    return f", with a post-quantum key share ({', '.join(big)})" if big else ""
+
+
+def _path_failure(ctx: Context, ch: ClientHello | None) -> Verdict | None:
+    """Failures the packets themselves show, whatever the TLS layer shows: a ClientHello the
+    path swallowed, full-size segments lost, a filter's ICMP refusal."""
+    f = ctx.f
+    if _uses_session(f.client) and _uses_session(f.server):
+        return None
+    hello = ch.frame if ch is not None else _hello_message_frame(f)
+    drop = dropped_hello(f, hello) if hello is not None else None
+    if drop is not None:
+        return _dropped(ctx, ch, drop)
+    hole = mtu_black_hole(f)
+    if hole is not None:
+        return _black_hole(ctx, ch, hole)
+    refused = prohibited(f.icmp)
+    if refused is not None:
+        v = Verdict(FAILED, "middlebox_reset")
+        v.add(*hello_line(f, ch))
+        v.confidence, v.gave_up = PROOF, "server"
+        v.add(
+            refused.frame,
+            f"{format_endpoint(refused.router, 0)[:-2]} answered with ICMP "
+            f"{icmp_words(refused)}: a filter on the path refused the connection",
+        )
+        return v
+    return None
+
+
+def _hello_message_frame(f: ConnFacts) -> int | None:
+    return next(
+        (m.frame for m in f.messages if m.direction == f.client_dir and m.msg_type == 1), None
+    )
+
+
+def _dropped(ctx: Context, ch: ClientHello | None, drop: Drop) -> Verdict:
+    f = ctx.f
+    v = Verdict(FAILED)
+    v.add(*hello_line(f, ch))
+    frames = ", ".join(str(p.frame) for p in drop.resent[:5]) + (
+        ", ..." if len(drop.resent) > 5 else ""
+    )
+    v.add(
+        drop.hello.frame,
+        f"the ClientHello was sent {1 + len(drop.resent)} times (again at frames {frames}) and "
+        "never acknowledged, though the TCP handshake had completed: it did not reach the "
+        "server",
+    )
+    client = f.client
+    v.gave_up = "client" if client.fin_frame is not None or client.rst_frame is not None else None
+    if drop.size <= MIN_MTU_SAFE:
+        v.cause, v.confidence = "middlebox_reset", OBSERVED
+        v.add(
+            None,
+            f"a {drop.size}-byte hello crosses any path MTU: a device on the path dropped it "
+            "(silent filtering, as SNI filters do)",
+        )
+        return v
+    v.cause, v.confidence = "path_mtu_blackhole", INFERRED
+    v.add(
+        None,
+        f"the hello is {drop.size} bytes: a path that loses full-size packets would drop it",
+    )
+    v.secondary.append(
+        Finding(
+            "middlebox_reset",
+            drop.hello.frame,
+            "also fits: a filter dropping the hello; a small hello to the same server, or the "
+            "router's ICMP errors, would settle it",
+        )
+    )
+    return v
+
+
+def _black_hole(ctx: Context, ch: ClientHello | None, hole: BlackHole) -> Verdict:
+    f = ctx.f
+    v = Verdict(FAILED, "path_mtu_blackhole")
+    v.add(*hello_line(f, ch))
+    v.confidence = OBSERVED if hole.passed is not None else INFERRED
+    v.add(hole.lost.frame, hole.lost.text)
+    if hole.passed is not None:
+        v.add(hole.passed.frame, hole.passed.text)
+    if hole.icmp is None:
+        v.add(None, "no ICMP 'fragmentation needed' for this connection is in the capture")
+    else:
+        v.add(
+            hole.icmp.frame,
+            f"an ICMP {icmp_words(hole.icmp)} arrived, and full-size segments went on",
+        )
+    v.gave_up = "client" if first_stop(f, "client") is not None else None
+    return v
 
 
 def _client_waits(ctx: Context, v: Verdict, ch: ClientHello | None) -> Verdict:
@@ -433,6 +627,10 @@ def _server_alert(ctx: Context, v: Verdict, ch: ClientHello, alert: Alert) -> Ve
     if d == A_UNRECOGNIZED_NAME and ch.sni:
         v.cause, v.confidence = "unrecognized_name", PROOF
         v.add(ch.frame, f"the client asked for {ch.sni!r}, a name the server does not serve")
+        return v
+    if d == A_NO_APPLICATION_PROTOCOL:
+        v.cause, v.confidence = "alpn_mismatch", PROOF
+        v.add(ch.frame, alpn_offer_text(ch))
         return v
     if _cipher_explains(ctx, v, ch, alert):
         return v

@@ -8,7 +8,7 @@ is one. Suggestions are given for every verdict that is not established and not 
 from __future__ import annotations
 
 from tlspcap.diagnosis.model import ESTABLISHED, INCOMPLETE, PROOF, Settle, Verdict
-from tlspcap.diagnosis.sides import records_lost, seen, starts_late
+from tlspcap.diagnosis.sides import data_proved, records_lost, seen, starts_late
 from tlspcap.facts.model import ConnFacts
 from tlspcap.session import is_tls13
 
@@ -18,6 +18,14 @@ def tcpdump(f: ConnFacts, extra: str = "") -> str:
     host, _, port = f.server_endpoint.rpartition(":")
     host = host.strip("[]")
     return f"tcpdump -i any -s 0{extra} -w ticket.pcap host {host} and port {port}"
+
+
+def _acked_unseen(f: ConnFacts) -> bool:
+    """A side's peer acknowledged bytes of it that the capture does not hold (lost at its end)."""
+    for sender, side in (("client", f.client), ("server", f.server)):
+        if seen(side) and (data_proved(f, sender) or 0) > side.wire_bytes:
+            return True
+    return False
 
 
 def settle(f: ConnFacts, v: Verdict) -> list[Settle]:
@@ -56,7 +64,7 @@ def settle(f: ConnFacts, v: Verdict) -> list[Settle]:
                 tcpdump(f),
             )
         )
-    if records_lost(f) is not None:
+    if records_lost(f) is not None or _acked_unseen(f):
         out.append(
             Settle(
                 "a capture without loss: on the client host, with a larger capture buffer",

@@ -155,4 +155,10 @@ def collect(conn: TcpConnection) -> ConnFacts:
         evicted=conn.evicted,
         idle=conn.idle,
         tunnel=conn.tunnel,
+        key_exchange=session.key_exchange,
+        certificate_status=session.certificate_status,
+        encrypted_extensions_frame=session.encrypted_extensions_frame,
+        encrypted_extensions_alpn=session.encrypted_extensions_alpn,
+        renegotiations=(session.renegotiations[0], session.renegotiations[1]),
+        icmp=tuple(conn.icmp),
     )

@@ -24,12 +24,14 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from tlspcap.anomaly import Anomaly
-from tlspcap.capture.model import format_endpoint
+from tlspcap.capture.model import IcmpError, format_endpoint
 from tlspcap.tls.messages import (
     Alert,
     CertificateMessage,
     CertificateRequest,
+    CertificateStatus,
     ClientHello,
+    KeyExchange,
     ServerHello,
 )
 
@@ -249,6 +251,18 @@ class ConnFacts:
     """Retired for being quiet (see :data:`tlspcap.tcp.tracker.IDLE_SECONDS`)."""
     tunnel: str | None = None
     """Encapsulation the connection's packets came in (VXLAN, GRE, ...), if any."""
+    key_exchange: KeyExchange | None = None
+    """The ServerKeyExchange's parameters (TLS <= 1.2 DHE/ECDHE)."""
+    certificate_status: CertificateStatus | None = None
+    """The stapled OCSP response, if the server sent one."""
+    encrypted_extensions_frame: int | None = None
+    """Frame of the TLS 1.3 EncryptedExtensions, when decrypted."""
+    encrypted_extensions_alpn: bytes | None = None
+    """The ALPN protocol it selected (None: none, or not decrypted)."""
+    renegotiations: tuple[int | None, int | None] = (None, None)
+    """Per direction: the first handshake record sent after that side's own application data."""
+    icmp: tuple[IcmpError, ...] = ()
+    """ICMP errors that quote the connection's packets (a router's or host's word on it)."""
 
     # ---- roles -----------------------------------------------------------------------
     @property

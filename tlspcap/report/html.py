@@ -13,8 +13,10 @@ import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
+from tlspcap.diagnosis.advice import ACTORS
 from tlspcap.diagnosis.model import ESTABLISHED
-from tlspcap.facts.model import ConnFacts
+from tlspcap.diagnosis.path import hello_segments
+from tlspcap.facts.model import ConnFacts, SideFacts
 from tlspcap.report.contract import Json, alpn_text
 from tlspcap.report.summary import (
     OUTCOMES,
@@ -72,10 +74,16 @@ def ladder_events(conn: ConnFacts) -> list[Json]:
         if frame is not None:
             events.append((frame, sender, label, kind))
 
+    ttl = _ttls(conn)
     if conn.syn_frame is not None:
-        add(conn.syn_frame, s.role(0), "SYN", "tcp")
+        add(conn.syn_frame, s.role(0), "SYN" + ttl.get(conn.syn_frame, ""), "tcp")
     if conn.synack_frame is not None:
-        add(conn.synack_frame, s.role(1), "SYN, ACK", "tcp")
+        add(conn.synack_frame, s.role(1), "SYN, ACK" + ttl.get(conn.synack_frame, ""), "tcp")
+    for frame, label in _hello_parts(conn):
+        add(frame, "client", label, "handshake")
+    for role, side in (("client", s.client), ("server", s.server)):
+        for frame, label in _retransmitted(side):
+            add(frame, role, label, "tcp")
     for ch in s.client_hellos:
         offered = "/".join(version_name(v) for v in (ch.supported_versions or (ch.legacy_version,)))
         label = f"ClientHello ({offered}"
@@ -118,8 +126,10 @@ def ladder_events(conn: ConnFacts) -> list[Json]:
             label = f"Alert {alert_level_name(a.level)} {alert_name(a.description)}"
         add(a.frame, a.sender or "client", label, "alert")
     for role, side in (("client", s.client), ("server", s.server)):
-        add(side.fin_frame, role, "FIN", "tcp")
-        add(side.rst_frame, role, "RST", "tcp")
+        if side.fin_frame is not None:
+            add(side.fin_frame, role, "FIN" + ttl.get(side.fin_frame, ""), "tcp")
+        if side.rst_frame is not None:
+            add(side.rst_frame, role, "RST" + ttl.get(side.rst_frame, ""), "tcp")
     events.sort(key=lambda e: e[0])
     out: list[Json] = []
     for frame, sender, label, kind in events:
@@ -128,6 +138,51 @@ def ladder_events(conn: ConnFacts) -> list[Json]:
             ts = conn.first_ts
         rel = None if ts is None else round(max(ts - conn.first_ts, 0.0), 6)
         out.append({"frame": frame, "time": rel, "sender": sender, "label": label, "kind": kind})
+    return out
+
+
+MAX_RETRANSMISSIONS_SHOWN = 6
+"""Retransmitted segments drawn per side (the packet log holds the first ones only)."""
+
+
+def _ttls(conn: ConnFacts) -> dict[int, str]:
+    """`` (TTL n)`` for the logged control packets, by frame: where a RST came from shows in
+    its TTL next to the SYN/ACK's."""
+    out = {}
+    for side in conn.sides:
+        for p in side.packet_log:
+            if p.flags & 0x07 and p.ttl >= 0:
+                out[p.frame] = f" (TTL {p.ttl})"
+    return out
+
+
+def _hello_parts(conn: ConnFacts) -> list[tuple[int, str]]:
+    """The TCP segments of a ClientHello spread over several, but the one completing it."""
+    if not conn.client_hellos:
+        return []
+    hello = conn.client_hellos[0].frame
+    parts = hello_segments(conn, hello)
+    n = len(parts)
+    if n < 2:
+        return []
+    return [
+        (p.frame, f"ClientHello, TCP segment {i} of {n} ({p.length} bytes)")
+        for i, p in enumerate(parts, 1)
+        if p.frame != hello
+    ]
+
+
+def _retransmitted(side: SideFacts) -> list[tuple[int, str]]:
+    """Logged data segments that resend bytes the side had sent before."""
+    sent: set[int] = set()
+    out: list[tuple[int, str]] = []
+    for p in side.packet_log:
+        if not p.length:
+            continue
+        start = side.seq_offset(p)
+        if start in sent and len(out) < MAX_RETRANSMISSIONS_SHOWN:
+            out.append((p.frame, f"retransmission ({p.length} bytes)"))
+        sent.add(start)
     return out
 
 
@@ -183,6 +238,7 @@ def _ladder_svg(data: Json, events: Sequence[Json]) -> str:
         f'<line x1="{_LANE_SERVER}" y1="{_TOP - 8}" x2="{_LANE_SERVER}" y2="{height - 6}" '
         'stroke="#555" stroke-width="2"/>',
     ]
+    decisive = {e.get("frame") for e in data.get("evidence") or [] if isinstance(e, dict)}
     for i, ev in enumerate(events):
         y = _TOP + _ROW * i + 20
         kind = str(ev.get("kind"))
@@ -197,7 +253,9 @@ def _ladder_svg(data: Json, events: Sequence[Json]) -> str:
             parts.append(
                 f'<rect x="2" y="{y - 22}" width="{width - 4}" height="{_ROW - 2}" fill="#fde7ea"/>'
             )
-        parts.append(f'<text x="4" y="{y}">#{esc(ev.get("frame"))}</text>')
+        mark = ' font-weight="bold" fill="#9a6700"' if ev.get("frame") in decisive else ""
+        star = "\u25c6" if mark else ""
+        parts.append(f'<text x="4" y="{y}"{mark}>{star}#{esc(ev.get("frame"))}</text>')
         parts.append(f'<text x="60" y="{y}">{esc(when)}</text>')
         dash = ' stroke-dasharray="5,4"' if kind == "tcp" else ""
         width_px = 3 if kind == "alert" else 1.5
@@ -353,12 +411,17 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> str:
     if ladder:
         parts.append("<h4>Messages</h4>")
         parts.append(_ladder_svg(data, ladder))
+        parts.append(
+            '<p class="note">\u25c6 marks the frames the evidence cites; TTLs are those the '
+            "packets arrived with at the capture point.</p>"
+        )
     parts.append(_hello_table(data))
     parts.append(_chain_table(data, "certificates", "Server certificate chain"))
     parts.append(_chain_table(data, "client_certificates", "Client certificate chain"))
     if data.get("must_act") or data.get("fix"):
         who = (
-            f"<strong>Who must act:</strong> the {esc(data.get('must_act'))}. "
+            f"<strong>Who must act:</strong> the "
+            f"{esc(ACTORS.get(str(data.get('must_act')), data.get('must_act')))}. "
             if data.get("must_act")
             else ""
         )

@@ -22,7 +22,8 @@ from tlspcap.report.contract import (
 from tlspcap.stacks import likely_stack
 from tlspcap.tls.messages import ClientHello
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+"""1.1: the cause codes added in ../shared/CAUSES.md (alpn_mismatch ... path_mtu_blackhole)."""
 
 
 def connection_to_dict(conn: ConnFacts, verdict: Verdict) -> Json:
@@ -104,7 +105,7 @@ def write_document(out: TextIO, captures: Iterable[tuple[Json, Iterable[str]]]) 
     stays greppable)::
 
         {
-          "schema_version": "1.0",
+          "schema_version": "1.1",
           "captures": [
             {"file": "a.pcap", ..., "connections": [
               {"client": "10.0.0.1:50000", ...},

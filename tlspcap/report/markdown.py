@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 
+from tlspcap.diagnosis.advice import ACTORS
 from tlspcap.diagnosis.model import ESTABLISHED
 from tlspcap.report.contract import Json
 from tlspcap.report.html import clean, validity_at
@@ -147,7 +148,8 @@ def connection_section(data: Json, ladder: Sequence[Json]) -> list[str]:
     if alerts and not ladder:
         lines += [f"- alert: {md(alert_text(a))}" for a in alerts] + [""]
     if data.get("must_act"):
-        lines.append(f"**Who must act:** the {md(data.get('must_act'))}")
+        who = str(data.get("must_act"))
+        lines.append(f"**Who must act:** the {md(ACTORS.get(who, who))}")
         lines.append("")
     if data.get("fix"):
         lines.append(f"**Fix:** {md(data.get('fix'))}")

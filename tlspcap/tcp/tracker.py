@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from tlspcap.anomaly import Anomaly
-from tlspcap.capture.model import ACK, FIN, RST, SYN, TcpSegment
+from tlspcap.capture.model import ACK, FIN, RST, SYN, IcmpError, TcpSegment
 from tlspcap.facts.model import CONTROL_LOG, PACKET_LOG
 from tlspcap.session import TlsSession
 from tlspcap.tcp.reassembly import Piece, StreamReassembler
@@ -49,6 +49,8 @@ SWEEP_SECONDS = 5.0
 """Capture time between two looks for closed connections to retire (quiet ones: every
 :data:`IDLE_SWEEP_SECONDS`, since that look goes through the whole table)."""
 IDLE_SWEEP_SECONDS = 60.0
+MAX_ICMP = 16
+"""ICMP errors kept per connection."""
 _NO_STREAMS: tuple[StreamSide, StreamSide] = (StreamSide(), StreamSide())
 """Placeholder for connections that never carried payload (no record layer is made for them:
 SYN floods and port scans stay cheap)."""
@@ -133,6 +135,8 @@ class TcpConnection:
     """Retired for being quiet for :data:`IDLE_SECONDS`."""
     tunnel: str | None = None
     """Encapsulation of the connection's packets (the first tunnelled packet's)."""
+    icmp: list[IcmpError] = field(default_factory=list)
+    """ICMP errors quoting the connection's packets (the first :data:`MAX_ICMP`)."""
 
     @property
     def packets(self) -> int:
@@ -214,6 +218,12 @@ class ConnectionTracker:
         if entry is None:
             entry = self._open(seg, fwd)
         self._segment(entry[0], entry[1], seg)
+
+    def icmp(self, error: IcmpError) -> None:
+        """An ICMP error quoting a TCP packet: evidence for that packet's connection."""
+        entry = self._table.get((error.src, error.sport, error.dst, error.dport))
+        if entry is not None and len(entry[0].icmp) < MAX_ICMP:
+            entry[0].icmp.append(error)
 
     def finish(self) -> list[TcpConnection]:
         """End of capture: retire every connection; return the TLS connections kept (all of

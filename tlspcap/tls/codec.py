@@ -14,8 +14,10 @@ from tlspcap.errors import DecodeError
 from tlspcap.tls.messages import (
     CertificateMessage,
     CertificateRequest,
+    CertificateStatus,
     ClientHello,
     Extension,
+    KeyExchange,
     ServerHello,
 )
 from tlspcap.tls.wire import WireReader, short_read, trailing, u16_values, vector_end
@@ -430,3 +432,37 @@ def parse_sslv2_server_hello(body: bytes, frame: int) -> ServerHello:
         sslv2=True,
         sslv2_certificate=cert or None,
     )
+
+
+def parse_key_exchange(body: bytes, frame: int, kx: str) -> KeyExchange | None:
+    """The strength facts of a ServerKeyExchange for key exchange ``kx`` (``DHE``/``ECDHE``);
+    None for other key exchanges. Only the parameters are read, not the signature."""
+    if kx in ("DHE", "DH"):
+        end = vector_end(body, 0, len(body), 2)
+        p = body[2:end].lstrip(b"\x00")
+        bits = len(p) * 8 - (8 - p[0].bit_length()) if p else 0
+        return KeyExchange(frame, "DHE", dh_bits=bits)
+    if kx in ("ECDHE", "ECDH"):
+        if len(body) < 3:
+            raise short_read(3, 0, len(body))
+        if body[0] != 3:  # only named_curve is in use (explicit curves are deprecated)
+            return KeyExchange(frame, "ECDHE")
+        return KeyExchange(frame, "ECDHE", curve=(body[1] << 8) | body[2])
+    return None
+
+
+def parse_certificate_status(body: bytes, frame: int) -> CertificateStatus | None:
+    """A CertificateStatus message: the stapled OCSP response (None for other status types)."""
+    if not body or body[0] != 1:
+        return None
+    end = vector_end(body, 1, len(body), 3)
+    return CertificateStatus(frame, body[4:end])
+
+
+def parse_encrypted_extensions_alpn(body: bytes) -> bytes | None:
+    """The ALPN protocol a TLS 1.3 EncryptedExtensions message selected (None: none)."""
+    for ext in _extensions(body, 0, len(body)):
+        if ext.type == EXT_ALPN:
+            protos = _alpn(ext.data)
+            return protos[0] if protos else None
+    return None

@@ -154,3 +154,25 @@ def _values(obj: object) -> tuple[Any, ...]:
 def _rebuild(cls: type[Any], values: tuple[Any, ...]) -> Any:
     """Unpickle what :func:`_values` saved."""
     return cls(*values)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyExchange:
+    """What a ServerKeyExchange says about the key exchange's strength (TLS <= 1.2)."""
+
+    frame: int
+    kind: str
+    """``DHE`` (finite-field) or ``ECDHE``."""
+    dh_bits: int | None = None
+    """Bit length of the DH prime p (finite-field only)."""
+    curve: int | None = None
+    """Named curve (ECDHE with named_curve only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateStatus:
+    """A stapled OCSP response (CertificateStatus message, status_type ocsp)."""
+
+    frame: int
+    response: bytes
+    """The DER OCSPResponse."""
