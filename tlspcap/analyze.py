@@ -114,22 +114,26 @@ def analyze_file(
     keylog: KeyLog | None = None,
     on_connection: Callable[[TcpConnection], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    name: str | None = None,
 ) -> CaptureResult:
     """Analyse one capture file; an unreadable file gives a result with ``error`` set.
 
-    The optional arguments are :func:`analyze_stream`'s. An :class:`OutputError` raised by a
+    The optional arguments are :func:`analyze_stream`'s, and ``name``: the file's name in the
+    results when it is not ``path`` itself (a cluster worker opens the absolute path of a file
+    the user named relative to the client's directory). An :class:`OutputError` raised by a
     callback becomes the file's ``error``; any other exception an internal error of the file.
     """
+    name = str(path) if name is None else name
     try:
         with path.open("rb") as stream:
-            return analyze_stream(stream, str(path), keylog, on_connection, on_progress)
+            return analyze_stream(stream, name, keylog, on_connection, on_progress)
     except OSError as exc:
-        return CaptureResult(file=str(path), error=f"cannot read file: {exc.strerror or exc}")
+        return CaptureResult(file=name, error=f"cannot read file: {exc.strerror or exc}")
     except OutputError as exc:
-        return CaptureResult(file=str(path), error=str(exc))
+        return CaptureResult(file=name, error=str(exc))
     except Exception as exc:  # a tlspcap bug: report it for this file, keep the others going
         return CaptureResult(
-            file=str(path),
+            file=name,
             error=f"internal error ({type(exc).__name__}: {exc}); please report this as a bug "
             "with the capture attached",
         )

@@ -315,6 +315,30 @@ def brief(data: Json) -> Brief:
     )
 
 
+def summary_view(data: Json) -> Json:
+    """The part of a connection dict that the summaries read: :func:`brief`,
+    :func:`summary_rows` and :func:`write_summary_json` give the same results on it as on
+    ``data``. It is what a worker sends back of each connection when it writes the reports
+    itself (a few hundred bytes instead of the whole dict); it renders no report.
+    """
+    sni = conn_sni(data)
+    chosen = conn_server_hello(data)
+    alerts = data.get("alerts") or []
+    return {
+        "client": data.get("client"),
+        "server": data.get("server"),
+        "outcome": data.get("outcome"),
+        "cause": data.get("cause"),
+        "gave_up": data.get("gave_up"),
+        "must_act": data.get("must_act"),
+        "client_hellos": [] if sni is None else [{"sni": sni}],
+        "server_hellos": []
+        if chosen is None
+        else [{"version": chosen["version"], "cipher_suite": chosen["cipher_suite"]}],
+        "alerts": alerts[:1],
+    }
+
+
 def _briefs(connections: Sequence[ConnectionReport]) -> Iterable[Brief]:
     if isinstance(connections, SpooledConnections):
         return connections.briefs()  # kept beside each report: no JSON to decode
