@@ -195,6 +195,10 @@ def _check(client: Client, spec: OutSpec, dashboard: str | None) -> ClusterInfo:
     return ClusterInfo(str(info["address"]), len(info["workers"]), threads, dashboard)
 
 
+def _same(settings: Settings) -> Settings:
+    return settings
+
+
 def _run(
     client: Client,
     tasks: Sequence[CaptureTask],
@@ -206,7 +210,9 @@ def _run(
     """Submit the tasks, largest first, ``in_flight`` at a time; hand each brief over."""
     from distributed import as_completed
 
-    shared = client.scatter(settings, broadcast=True, hash=False)  # type: ignore[no-untyped-call]  # keylog, CA: sent once
+    # The settings (key log, CA bundle) reach each worker once, as the result of a task: unlike
+    # scattered data, the scheduler computes it again when the workers that held it die.
+    shared = client.submit(_same, settings, key=f"tlspcap-settings-{spec.run_id}", pure=False)
     order = iter(sorted(range(len(tasks)), key=lambda i: -tasks[i].size))
     running: dict[Future[CaptureBrief], int] = {}
 
