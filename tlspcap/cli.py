@@ -49,8 +49,8 @@ from tlspcap.report.summary import (
     parse_server_filter,
     totals,
     totals_csv,
-    write_summary_csv,
-    write_summary_json,
+    write_csv_header,
+    write_summary_document,
 )
 from tlspcap.serverconf import expand_cipher_string, parse_nginx_conf, parse_protocols
 
@@ -314,13 +314,11 @@ def _analyze_to_out(
         if store.out_error is not None:
             _err(f"tlspcap: --out {out}: {store.out_error}")
             raise typer.Exit(EXIT_ERROR)
-        reports = store.reports()
-        for r in reports:
-            if r.error:
-                _err(f"tlspcap: {r.file}: {r.error}")
-        t = totals(reports, skipped=skipped, hidden=store.hidden)
+        for file, error in store.errors():
+            _err(f"tlspcap: {file}: {error}")
+        t = store.totals(skipped)
         try:
-            write_summaries(out, reports, t, written, spec.run_id)
+            write_summaries(out, store, t, written, spec.run_id)
         except OSError as exc:
             _err(f"tlspcap: --out {out}: {exc.strerror or exc}")
             raise typer.Exit(EXIT_ERROR) from None
@@ -328,7 +326,7 @@ def _analyze_to_out(
         typer.echo(render("text", [], t, colour).rstrip("\n"), color=colour)
         count = sum(len(v) for v in written.values())
         typer.echo(f"wrote {count} report(s), summary.json, summary.csv, totals.csv to {out}")
-        code = exit_code(reports, t)
+        code = EXIT_ERROR if store.failures else EXIT_FAILURES if t.failed else EXIT_OK
         store.close()
     raise typer.Exit(code)
 
@@ -342,14 +340,15 @@ def _announce(info: ClusterInfo) -> None:
 
 
 def write_summaries(
-    out: Path, reports: Sequence[FileReport], t: Totals, written: dict[str, list[str]], run: str
+    out: Path, store: BriefStore, t: Totals, written: dict[str, list[str]], run: str
 ) -> None:
-    """Write ``summary.json``, ``summary.csv`` and ``totals.csv`` into ``out``, each under a
-    temporary name first (see :func:`tlspcap.report.outdir.complete_or_absent`)."""
+    """Write ``summary.json``, ``summary.csv`` and ``totals.csv`` into ``out`` from the briefs,
+    each under a temporary name first (see :func:`tlspcap.report.outdir.complete_or_absent`)."""
     with complete_or_absent(out / "summary.json", run) as fh:
-        write_summary_json(fh, reports, t, written)
+        write_summary_document(fh, store.file_entries(written), t, store.row_lines())
     with complete_or_absent(out / "summary.csv", run, newline="") as fh:
-        write_summary_csv(fh, reports)
+        write_csv_header(fh)
+        fh.writelines(store.csv_text())
     with complete_or_absent(out / "totals.csv", run, newline="") as fh:
         fh.write(totals_csv(t))
 

@@ -4,21 +4,22 @@ The client (the ``tlspcap analyze`` process) names every report in input order
 (:func:`tlspcap.report.outdir.assign_names`) and hands out one :class:`CaptureTask` per capture.
 Whoever runs the task, a local worker process (:func:`run_local`) or a Dask worker
 (:mod:`tlspcap.cluster`), calls :func:`render_capture`: it analyses the capture, writes its
-reports into ``--out`` and sends back only a :class:`CaptureBrief`: the file's error, and per
-connection shown the few fields ``summary.json``, ``summary.csv`` and ``totals.csv`` read
-(:func:`~tlspcap.report.summary.summary_view`: outcome, cause, client, server, SNI, version,
-cipher, who gave up and must act, the first alert and its frame), compressed.
+reports into ``--out`` and sends back only a :class:`CaptureBrief`: the capture's error and
+counts, and per connection shown its brief (outcome, cause, server, SNI: what the totals count)
+and its row of ``summary.csv`` and ``summary.json`` (client, server, SNI, version, cipher,
+outcome, cause, who gave up and must act, the first alert and its frame), already rendered by
+the summary writers' own functions and compressed.
 
 The client keeps the briefs on disk in a :class:`BriefStore`, by input index, whatever order
-they arrive in, and reads them back in input order as
-:class:`~tlspcap.report.summary.FileReport` objects for the same summary writers a local run
-uses. Its memory holds a few integers per file and nothing per connection. A local ``--jobs``
-run and a cluster run go through the same functions, so their reports and summaries are the
-same bytes.
+they arrive in, and writes the summaries from it in input order, copying the rendered rows:
+its memory holds a few integers per file and nothing per connection, and its work per
+connection is counting the totals. A local ``--jobs`` run and a cluster run go through the
+same functions, so their reports and summaries are the same bytes.
 """
 
 from __future__ import annotations
 
+import codecs
 import functools
 import itertools
 import json
@@ -27,20 +28,29 @@ import shutil
 import tempfile
 import zlib
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import overload
+from typing import BinaryIO
 
 from tlspcap.batch import Settings, analyze_one, internal_error, map_items
+from tlspcap.diagnosis.model import FAILED
 from tlspcap.errors import OutputError
 from tlspcap.report.facts import Json
 from tlspcap.report.outdir import OutSpec, write_capture_reports
 from tlspcap.report.summary import (
-    ConnectionReport,
+    Brief,
     FileReport,
+    Row,
+    Totals,
     apply_filters,
+    brief,
+    connection_row,
+    count_file,
     error_report,
-    summary_view,
+    error_row,
+    file_entry,
+    row_json,
+    write_csv_rows,
 )
 
 _CHUNK = 1 << 20
@@ -70,39 +80,92 @@ class CaptureBrief:
     """Why the capture could not be read, or None."""
     connections: int
     """Connections its reports show (after the filters)."""
+    failed: int
+    """Of those, the ones whose handshake failed."""
     hidden: int
     """Connections the filters left out."""
-    views: bytes
-    """zlib-compressed JSON lines: each shown connection's summary view, in start order."""
+    briefs: bytes = b""
+    """Compressed JSON lines: each shown connection's :data:`~tlspcap.report.summary.Brief`,
+    in start order."""
+    csv: bytes = b""
+    """Compressed: its lines of ``summary.csv`` (one per connection, or the error row)."""
+    rows: bytes = b""
+    """Compressed: the same rows as ``summary.json`` lists them, one JSON text per line."""
     out_error: str | None = None
     """Why its reports could not be written, or None."""
 
 
-def encode_views(connections: Iterable[ConnectionReport]) -> bytes:
-    """The summary views of ``connections`` as :attr:`CaptureBrief.views`."""
-    packer = zlib.compressobj(1)
-    parts = [
-        packer.compress(json.dumps(summary_view(c.data), ensure_ascii=False).encode() + b"\n")
-        for c in connections
-    ]
-    parts.append(packer.flush())
-    return b"".join(parts)
+class _Packer:
+    """A text stream compressed as it is written."""
+
+    def __init__(self) -> None:
+        self._packer = zlib.compressobj(1)
+        self._parts: list[bytes] = []
+
+    def write(self, text: str) -> int:
+        self._parts.append(self._packer.compress(text.encode()))
+        return len(text)
+
+    def packed(self) -> bytes:
+        self._parts.append(self._packer.flush())
+        return b"".join(self._parts)
 
 
-def decode_views(blob: bytes) -> Iterator[Json]:
-    """The summary views in a :attr:`CaptureBrief.views` blob, one at a time."""
+def unpack_text(blob: bytes) -> Iterator[str]:
+    """The text packed in ``blob``, a piece at a time."""
     unpacker = zlib.decompressobj()
-    rest = b""
+    decoder = codecs.getincrementaldecoder("utf-8")()
     for start in range(0, len(blob), _CHUNK):
-        lines = (rest + unpacker.decompress(blob[start : start + _CHUNK])).split(b"\n")
+        text = decoder.decode(unpacker.decompress(blob[start : start + _CHUNK]))
+        if text:
+            yield text
+    text = decoder.decode(unpacker.flush(), final=True)
+    if text:
+        yield text
+
+
+def unpack_lines(blob: bytes) -> Iterator[str]:
+    """The lines (without their newline) of the text packed in ``blob``."""
+    rest = ""
+    for text in unpack_text(blob):
+        lines = (rest + text).split("\n")
         rest = lines.pop()
-        for line in lines:
-            view: Json = json.loads(line)
-            yield view
-    rest += unpacker.flush()
+        yield from lines
     if rest:
-        last: Json = json.loads(rest)
-        yield last
+        yield rest
+
+
+def brief_capture(report: FileReport, hidden: int) -> CaptureBrief:
+    """The brief of a (filtered) capture report: its briefs and summary rows, rendered."""
+    briefs, csv_text, rows = _Packer(), _Packer(), _Packer()
+    failed = 0
+
+    def each_row() -> Iterator[Row]:
+        nonlocal failed
+        if report.error:
+            row = error_row(report.file, report.error)
+            rows.write(row_json(row) + "\n")
+            yield row
+            return
+        for c in report.connections:
+            b = brief(c.data)
+            failed += b[0] == FAILED
+            briefs.write(json.dumps(b, ensure_ascii=False) + "\n")
+            row = connection_row(report.file, c.data)
+            rows.write(row_json(row) + "\n")
+            yield row
+
+    write_csv_rows(csv_text, each_row())
+    return CaptureBrief(
+        report.file,
+        report.error,
+        len(report.connections),
+        failed,
+        hidden,
+        briefs.packed(),
+        csv_text.packed(),
+        rows.packed(),
+    )
 
 
 def render_capture(
@@ -134,11 +197,10 @@ def finish_capture(task: CaptureTask, spec: OutSpec, report: FileReport) -> Capt
     (shown,), hidden = apply_filters([report], spec.filters)
     try:
         write_capture_reports(spec, task.stem, shown)
-        views = encode_views(shown.connections)
+        return brief_capture(shown, hidden)
     except (OSError, OutputError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        return CaptureBrief(task.path, report.error, 0, hidden, b"", out_error=why)
-    return CaptureBrief(task.path, shown.error, len(shown.connections), hidden, views)
+        return CaptureBrief(task.path, report.error, 0, 0, hidden, out_error=why)
 
 
 def crashed_capture(task: CaptureTask, spec: OutSpec, exc: BaseException) -> CaptureBrief:
@@ -177,8 +239,8 @@ class BriefStore:
     """The briefs of a batch, by input index, in a file the store creates in ``directory``
     (which the caller owns and removes).
 
-    :meth:`add` appends a brief's views as they came and keeps four integers for it;
-    :meth:`reports` reads them back in input order. A capture's first brief is kept, a later
+    :meth:`add` appends a brief's packed parts as they came and keeps a few integers for it;
+    the other methods read them back in input order. A capture's first brief is kept, a later
     one for the same index ignored, so each capture is counted once whatever the retries.
     """
 
@@ -187,12 +249,18 @@ class BriefStore:
         fd, self.path = tempfile.mkstemp(prefix="briefs-", suffix=".spool", dir=directory)
         self._fh = os.fdopen(fd, "wb", buffering=_CHUNK)
         self.files = files
-        self._offsets = array("q", itertools.repeat(0, len(files)))
-        self._lengths = array("q", itertools.repeat(0, len(files)))
-        self._counts = array("q", itertools.repeat(-1, len(files)))
+
+        def column(value: int) -> array[int]:
+            return array("q", itertools.repeat(value, len(files)))
+
+        self._offsets = column(0)
+        self._lengths = [column(0), column(0), column(0)]  # briefs, csv, rows
+        self._connections = column(-1)
         """Connections shown per capture; -1 until its brief has come."""
+        self._failed = column(0)
         self._errors: dict[int, str] = {}
         self._end = 0
+        self._reader: BinaryIO | None = None
         self.hidden = 0
         """Connections the filters left out, over every capture so far."""
         self.failures = 0
@@ -202,13 +270,15 @@ class BriefStore:
 
     def add(self, index: int, brief: CaptureBrief) -> bool:
         """Keep ``brief`` as the capture at ``index``'s; False when it already had one."""
-        if self._counts[index] >= 0:
+        if self._connections[index] >= 0:
             return False
-        self._fh.write(brief.views)
         self._offsets[index] = self._end
-        self._lengths[index] = len(brief.views)
-        self._end += len(brief.views)
-        self._counts[index] = brief.connections
+        for lengths, part in zip(self._lengths, (brief.briefs, brief.csv, brief.rows), strict=True):
+            self._fh.write(part)
+            lengths[index] = len(part)
+            self._end += len(part)
+        self._connections[index] = brief.connections
+        self._failed[index] = brief.failed
         if brief.error is not None:
             self._errors[index] = brief.error
             self.failures += 1
@@ -219,73 +289,58 @@ class BriefStore:
 
     def missing(self) -> list[int]:
         """Indexes of the captures without a brief."""
-        return [i for i, n in enumerate(self._counts) if n < 0]
+        return [i for i, n in enumerate(self._connections) if n < 0]
 
-    def reports(self) -> Sequence[FileReport]:
-        """Every capture as a :class:`FileReport` for the summaries, in input order, each read
-        from the file when it is asked for. Their connections hold summary views only (see
-        :func:`~tlspcap.report.summary.summary_view`): enough for the summaries and totals, not
-        for a report."""
+    def errors(self) -> Iterator[tuple[str, str]]:
+        """(file, error) of each capture that could not be read, in input order."""
+        for i in sorted(self._errors):
+            yield self.files[i], self._errors[i]
+
+    def totals(self, skipped: int = 0) -> Totals:
+        """The totals over every capture, counted in input order."""
         self._fh.flush()
-        return _StoredReports(self)
+        t = Totals(skipped=skipped, hidden=self.hidden)
+        for i, file in enumerate(self.files):
+            count_file(t, file, self._errors.get(i), self._briefs(i))
+        return t
+
+    def file_entries(self, written: dict[str, list[str]]) -> Iterator[Json]:
+        """Each capture's entry of ``summary.json``'s ``files``, in input order."""
+        for i, file in enumerate(self.files):
+            connections = max(self._connections[i], 0)
+            error = self._errors.get(i)
+            yield file_entry(file, error, connections, self._failed[i], written.get(file, []))
+
+    def csv_text(self) -> Iterator[str]:
+        """The rows of ``summary.csv`` after its header, in input order, a piece at a time."""
+        self._fh.flush()
+        for i in range(len(self.files)):
+            yield from unpack_text(self._part(i, 1))
+
+    def row_lines(self) -> Iterator[str]:
+        """The rows of ``summary.json``, one JSON text each, in input order."""
+        self._fh.flush()
+        for i in range(len(self.files)):
+            yield from unpack_lines(self._part(i, 2))
 
     def close(self) -> None:
         """Close the file (it is removed with the caller's directory)."""
         self._fh.close()
+        if self._reader is not None:
+            self._reader.close()
 
-    def report_at(self, index: int) -> FileReport:
-        """The capture at ``index`` as :meth:`reports` gives it."""
-        meta: Json = {"file": self.files[index], "error": self._errors.get(index)}
-        count = max(self._counts[index], 0)
-        views = _StoredViews(self.path, self._offsets[index], self._lengths[index], count)
-        return FileReport(meta=meta, connections=views)
+    def _briefs(self, index: int) -> Iterator[Brief]:
+        for line in unpack_lines(self._part(index, 0)):
+            outcome, cause, server, sni = json.loads(line)
+            yield outcome, cause, server, sni
 
-
-class _StoredReports(Sequence[FileReport]):
-    def __init__(self, store: BriefStore) -> None:
-        self._store = store
-
-    def __len__(self) -> int:
-        return len(self._store.files)
-
-    @overload
-    def __getitem__(self, i: int) -> FileReport: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[FileReport]: ...
-    def __getitem__(self, i: int | slice) -> FileReport | list[FileReport]:
-        if isinstance(i, slice):
-            return [self._store.report_at(j) for j in range(len(self))[i]]
-        return self._store.report_at(range(len(self))[i])
-
-    def __iter__(self) -> Iterator[FileReport]:
-        for i in range(len(self)):
-            yield self._store.report_at(i)
-
-
-class _StoredViews(Sequence[ConnectionReport]):
-    """One capture's summary views in a :class:`BriefStore` file, decoded as they are read."""
-
-    def __init__(self, path: str, offset: int, length: int, count: int) -> None:
-        self._path, self._offset, self._length, self._count = path, offset, length, count
-
-    def __len__(self) -> int:
-        return self._count
-
-    @overload
-    def __getitem__(self, i: int) -> ConnectionReport: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[ConnectionReport]: ...
-    def __getitem__(self, i: int | slice) -> ConnectionReport | list[ConnectionReport]:
-        if isinstance(i, slice):
-            return list(self)[i]
-        j = range(self._count)[i]
-        return next(itertools.islice(self, j, None))
-
-    def __iter__(self) -> Iterator[ConnectionReport]:
-        if not self._count:
-            return
-        with open(self._path, "rb") as fh:
-            fh.seek(self._offset)
-            blob = fh.read(self._length)
-        for view in decode_views(blob):
-            yield ConnectionReport(view)
+    def _part(self, index: int, which: int) -> bytes:
+        length = self._lengths[which][index]
+        if not length:
+            return b""
+        offset = self._offsets[index] + sum(self._lengths[k][index] for k in range(which))
+        if self._reader is None:
+            self._fh.flush()
+            self._reader = open(self.path, "rb")  # noqa: SIM115  # closed by close()
+        self._reader.seek(offset)
+        return self._reader.read(length)

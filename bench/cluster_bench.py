@@ -1,0 +1,262 @@
+"""Batch throughput on Dask (``--cluster``) against local processes (``--jobs``).
+
+Usage: ``python bench/cluster_bench.py [--files 4] [--size 100MB] [--tiny 300] [--repeat 3]``
+
+Measured on this machine, each command a child process (wall time, and the client's CPU time
+and peak RSS from its own ``wait4`` rusage), best of ``--repeat`` runs:
+
+* throughput: a directory of ``--files`` captures of ``--size`` made by ``bench/gen.py`` (seeds
+  1..N, cached in ``bench/out/cluster/``), analysed into ``--out DIR -f json`` with
+  ``--jobs 2``, with ``--cluster local:2`` (a LocalCluster started and stopped by tlspcap) and
+  with ``--cluster tcp://…`` (a two-worker LocalCluster this script keeps running, as a
+  cluster that is already up would be);
+* the overhead per file: a directory of ``--tiny`` copies of a 3 kB fixture (one TLS
+  connection each), and four times as many, with ``--jobs 2`` and on the running cluster: the
+  slope between the two sizes is the cost of one more file, the intercept the fixed cost of a
+  run; the client's peak RSS at both sizes shows what more files cost it;
+* the client's summary pass: ``summary.json``, ``summary.csv`` and ``totals.csv`` written from
+  a brief store of 100,000 connections (the briefs of a generated capture, repeated), in
+  microseconds per connection.
+
+Every cluster run's reports and summaries are compared with the ``--jobs 2`` run's, byte for
+byte; the script exits 1 if one differs. No timing is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import DEFAULT_CA, REPO, machine, measure
+
+TINY = REPO / "fixtures" / "real" / "tls12_ok_openssl.pcap"
+GEN = REPO / "bench" / "gen.py"
+
+
+@dataclass
+class Runs:
+    """The timings of one command, over the repeats."""
+
+    label: str
+    files: int
+    size: int
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    rss_kb: list[int] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        """The least disturbed run."""
+        return min(self.wall)
+
+    def row(self) -> str:
+        """One Markdown table row."""
+        i = self.wall.index(self.best)
+        mbs = self.size / 1e6 / self.best
+        return (
+            f"| {self.label} | {self.files} | {self.size / 1e6:,.1f} | {self.best:.2f} | "
+            f"{sorted(self.wall)[len(self.wall) // 2]:.2f} | {mbs:.1f} | "
+            f"{self.files / self.best:.1f} | {self.cpu[i]:.2f} | {max(self.rss_kb) / 1024:.0f} |"
+        )
+
+
+def tlspcap(*args: str) -> list[str]:
+    """The console script of this interpreter's environment, with ``args``."""
+    return [str(Path(sys.executable).parent / "tlspcap"), "analyze", *args]
+
+
+def make_captures(count: int, size: str, folder: Path, ca: Path) -> list[Path]:
+    """``count`` generated captures of ``size`` in ``folder`` (cached by gen.py)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in range(1, count + 1):
+        out = folder / f"bench-{size}-s{seed}.pcap"
+        cmd = [sys.executable, str(GEN), "--size", size, "--seed", str(seed), "--out", str(out)]
+        subprocess.run([*cmd, "--ca-bundle", str(ca)], check=True)
+        paths.append(out)
+    return paths
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    """Every file of ``directory`` by name, with its bytes."""
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+def timed(runs: Runs, cmd: list[str], out: Path, scratch: Path) -> str:
+    """Run ``cmd`` once into a fresh ``out``; add its timing to ``runs``; return its stdout
+    with ``out`` replaced by ``OUT``."""
+    shutil.rmtree(out, ignore_errors=True)
+    stdout = scratch / "stdout.txt"
+    wall, cpu, rss, code = measure(cmd, stdout)
+    if code not in (0, 1, 2):
+        raise SystemExit(f"cluster_bench: {' '.join(cmd)} exited {code}")
+    runs.wall.append(wall)
+    runs.cpu.append(cpu)
+    runs.rss_kb.append(rss)
+    return stdout.read_text().replace(str(out), "OUT")
+
+
+def compare(reference: tuple[str, dict[str, bytes]], other: tuple[str, dict[str, bytes]]) -> int:
+    """How many files (and stdout) differ between two runs."""
+    diff = int(reference[0] != other[0])
+    names = set(reference[1]) | set(other[1])
+    return diff + sum(reference[1].get(n) != other[1].get(n) for n in names)
+
+
+def batch(
+    label_prefix: str,
+    inputs: Path,
+    files: int,
+    size: int,
+    ca: Path,
+    address: str,
+    repeat: int,
+    scratch: Path,
+) -> tuple[list[Runs], int]:
+    """``--jobs 2``, ``local:2`` and the running cluster on ``inputs``; (timings, files that
+    differ from the --jobs 2 run)."""
+    common = ["--ca-bundle", str(ca), "-f", "json", str(inputs)]
+    setups = [
+        (f"{label_prefix} --jobs 2", ["--jobs", "2"]),
+        (f"{label_prefix} --cluster local:2", ["--cluster", "local:2"]),
+        (f"{label_prefix} --cluster tcp:// (running)", ["--cluster", address]),
+    ]
+    runs = [Runs(label, files, size) for label, _ in setups]
+    differ = 0
+    for _ in range(repeat):
+        reference: tuple[str, dict[str, bytes]] | None = None
+        for r, (_label, extra) in zip(runs, setups, strict=True):
+            out = scratch / "out"
+            stdout = timed(r, tlspcap(*common, *extra, "--out", str(out)), out, scratch)
+            result = (stdout, tree(out))
+            if reference is None:
+                reference = result
+            else:
+                differ += compare(reference, result)
+    return runs, differ
+
+
+def tiny_dir(folder: Path, count: int) -> Path:
+    """``count`` copies of a 3 kB capture (one TLS connection each)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for i in range(count):
+        shutil.copy(TINY, folder / f"tiny{i:05d}.pcap")
+    return folder
+
+
+def summary_pass(reports_json: Path, connections: int, scratch: Path) -> tuple[float, int]:
+    """Seconds per connection of the client's summary pass over ``connections`` briefs."""
+    from tlspcap.cli import write_summaries
+    from tlspcap.outbatch import BriefStore, CaptureBrief, encode_views
+    from tlspcap.report.outdir import assign_names
+    from tlspcap.report.summary import ConnectionReport, totals
+
+    doc = json.loads(reports_json.read_text())
+    conns = [ConnectionReport(c) for c in doc["captures"][0]["connections"]]
+    views = encode_views(conns)
+    count = -(-connections // len(conns))
+    files = [f"capture{i}.pcap" for i in range(count)]
+    _, written = assign_names(files, ["json"])
+    store = BriefStore(str(scratch), files)
+    for i, f in enumerate(files):
+        store.add(i, CaptureBrief(f, None, len(conns), 0, views))
+    out = scratch / "summaries"
+    out.mkdir(exist_ok=True)
+    start = time.perf_counter()
+    reports = store.reports()
+    t = totals(reports)
+    write_summaries(out, reports, t, written, "bench")
+    took = time.perf_counter() - start
+    store.close()
+    return took / (count * len(conns)), count * len(conns)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line entry point."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--files", type=int, default=4, help="generated captures (default 4)")
+    ap.add_argument("--size", default="100MB", help="size of each (default 100MB)")
+    ap.add_argument("--tiny", type=int, default=300, help="tiny files (default 300, and 4x)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per command (default 3)")
+    ap.add_argument("--ca-bundle", type=Path, default=DEFAULT_CA)
+    ap.add_argument("--workdir", type=Path, default=REPO / "bench" / "out" / "cluster")
+    args = ap.parse_args(argv)
+
+    from distributed import LocalCluster
+
+    big = make_captures(args.files, args.size, args.workdir / "captures", args.ca_bundle)
+    big_bytes = sum(p.stat().st_size for p in big)
+    print(f"machine before: {machine()}")
+    with (
+        tempfile.TemporaryDirectory(prefix="tlspcap-cluster-bench-") as tmp,
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as lc,
+    ):
+        scratch = Path(tmp)
+        address = lc.scheduler_address
+        rows, differ = batch(
+            f"{args.files} x {args.size}", big[0].parent, args.files, big_bytes,
+            args.ca_bundle, address, args.repeat, scratch,
+        )  # fmt: skip
+        reports_json = scratch / "first.json"
+        subprocess.run(
+            tlspcap("--ca-bundle", str(args.ca_bundle), "-f", "json", "--out",
+                    str(scratch / "one"), str(big[0])), check=False, capture_output=True,
+        )  # fmt: skip
+        shutil.copy(scratch / "one" / f"{big[0].name}.json", reports_json)
+        tiny_rows: list[list[Runs]] = []
+        for count in (args.tiny, 4 * args.tiny):
+            folder = tiny_dir(scratch / f"tiny{count}", count)
+            size = sum(p.stat().st_size for p in folder.iterdir())
+            found, d = batch(
+                f"{count} x 3 kB", folder, count, size, args.ca_bundle, address,
+                args.repeat, scratch,
+            )  # fmt: skip
+            tiny_rows.append(found)
+            differ += d
+            shutil.rmtree(folder)
+        per_conn, conns = summary_pass(reports_json, 100_000, scratch)
+    print(f"machine after: {machine()}")
+    print()
+    print("| run | files | MB | best s | median s | MB/s | files/s | client CPU s | peak RSS MB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in [*rows, *tiny_rows[0], *tiny_rows[1]]:
+        print(r.row())
+    print()
+    jobs, local, running = rows
+    print(
+        f"throughput on {args.files} x {args.size}: --jobs 2 {jobs.best:.2f} s, local:2 "
+        f"{local.best:.2f} s ({jobs.best / local.best:.2f}x of --jobs 2), running cluster "
+        f"{running.best:.2f} s ({jobs.best / running.best:.2f}x); local:2 start and stop "
+        f"about {local.best - running.best:.2f} s"
+    )
+    small, large = tiny_rows
+    n1, n2 = args.tiny, 4 * args.tiny
+    for i, name in ((0, "--jobs 2"), (2, "running cluster")):
+        slope = (large[i].best - small[i].best) / (n2 - n1)
+        fixed = small[i].best - slope * n1
+        print(
+            f"per file, {name}: {slope * 1e3:.2f} ms (fixed cost of a run {fixed:.2f} s); "
+            f"client peak RSS {max(small[i].rss_kb) / 1024:.0f} MB at {n1} files, "
+            f"{max(large[i].rss_kb) / 1024:.0f} MB at {n2}"
+        )
+    print(f"client summary pass: {per_conn * 1e6:.1f} us per connection ({conns:,} connections)")
+    if differ:
+        print(f"OUTPUTS DIFFER: {differ} file(s) of a cluster run differ from --jobs 2")
+        return 1
+    print("every cluster run's reports and summaries equal the --jobs 2 run's, byte for byte")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    sys.exit(main())
