@@ -155,27 +155,28 @@ def tiny_dir(folder: Path, count: int) -> Path:
 
 
 def summary_pass(reports_json: Path, connections: int, scratch: Path) -> tuple[float, int]:
-    """Seconds per connection of the client's summary pass over ``connections`` briefs."""
+    """Seconds per connection of the client's summary pass (totals, ``summary.json``,
+    ``summary.csv``, ``totals.csv``) over about ``connections`` briefs: the brief of the
+    capture reported in ``reports_json``, as many times as it takes."""
     from tlspcap.cli import write_summaries
-    from tlspcap.outbatch import BriefStore, CaptureBrief, encode_views
+    from tlspcap.outbatch import BriefStore, brief_capture
     from tlspcap.report.outdir import assign_names
-    from tlspcap.report.summary import ConnectionReport, totals
+    from tlspcap.report.summary import ConnectionReport, FileReport
 
-    doc = json.loads(reports_json.read_text())
-    conns = [ConnectionReport(c) for c in doc["captures"][0]["connections"]]
-    views = encode_views(conns)
+    capture = json.loads(reports_json.read_text())["captures"][0]
+    conns = [ConnectionReport(c) for c in capture.pop("connections")]
+    brief = brief_capture(FileReport(capture, conns), hidden=0)
     count = -(-connections // len(conns))
     files = [f"capture{i}.pcap" for i in range(count)]
     _, written = assign_names(files, ["json"])
     store = BriefStore(str(scratch), files)
-    for i, f in enumerate(files):
-        store.add(i, CaptureBrief(f, None, len(conns), 0, views))
+    for i in range(count):
+        store.add(i, brief)
     out = scratch / "summaries"
     out.mkdir(exist_ok=True)
     start = time.perf_counter()
-    reports = store.reports()
-    t = totals(reports)
-    write_summaries(out, reports, t, written, "bench")
+    t = store.totals()
+    write_summaries(out, store, t, written, "bench")
     took = time.perf_counter() - start
     store.close()
     return took / (count * len(conns)), count * len(conns)

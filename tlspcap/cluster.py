@@ -106,7 +106,14 @@ def run_on_cluster(
     with _client(address) as (client, dashboard):
         info = _check(client, spec, dashboard)
         on_ready(info)
-        _run(client, tasks, settings, spec, on_done, max(MIN_IN_FLIGHT, 4 * info.threads))
+        _run(
+            client,
+            tasks,
+            settings,
+            spec,
+            on_done,
+            max(MIN_IN_FLIGHT, TASKS_PER_THREAD * info.threads),
+        )
 
 
 def worker_facts(out_path: str) -> tuple[str, bool]:
@@ -195,6 +202,16 @@ def _check(client: Client, spec: OutSpec, dashboard: str | None) -> ClusterInfo:
     return ClusterInfo(str(info["address"]), len(info["workers"]), threads, dashboard)
 
 
+def _failure(status: str, result: object) -> BaseException:
+    """The exception of a task that did not finish (``as_completed`` hands over an erred
+    task's ``(type, exception, traceback)``, a cancelled task's ``CancelledError``)."""
+    if isinstance(result, tuple) and len(result) == 3 and isinstance(result[1], BaseException):
+        return result[1]
+    if isinstance(result, BaseException):
+        return result
+    return RuntimeError(f"the Dask task ended {status}")
+
+
 def _same(settings: Settings) -> Settings:
     return settings
 
@@ -233,14 +250,17 @@ def _run(
         return future
 
     first = [f for f in (submit() for _ in range(in_flight)) if f is not None]
-    done = as_completed(first, loop=client.loop)  # type: ignore[no-untyped-call]
+    # Results are fetched in the client's event loop as tasks finish, not one round trip each.
+    done = as_completed(  # type: ignore[no-untyped-call]
+        first, loop=client.loop, with_results=True, raise_errors=False
+    )
     try:
-        for future in done:
+        for future, result in done:
             i = running.pop(future)
-            try:
-                brief = future.result()
-            except Exception as exc:  # the task failed everywhere it ran (e.g. KilledWorker)
-                brief = crashed_capture(tasks[i], spec, exc)
+            if future.status == "finished" and isinstance(result, CaptureBrief):
+                brief = result
+            else:  # the task failed everywhere it ran (e.g. KilledWorker), or was cancelled
+                brief = crashed_capture(tasks[i], spec, _failure(future.status, result))
             future.release()
             on_done(i, brief)
             following = submit()
