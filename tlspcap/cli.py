@@ -32,8 +32,6 @@ from tlspcap.errors import TlspcapError
 from tlspcap.keylog import parse_keylog
 from tlspcap.outbatch import BriefStore, CaptureBrief, CaptureTask, finish_capture, run_local
 from tlspcap.report.outdir import (
-    EXTENSIONS,
-    RESERVED_NAMES,
     OutSpec,
     assign_names,
     complete_or_absent,
@@ -66,7 +64,6 @@ EXIT_INTERRUPTED = 130
 FORMATS = ("text", "json", "html", "markdown")
 """Report formats, as ``--format`` spells them."""
 _ALIASES = {"md": "markdown", "txt": "text", "htm": "html"}
-__all__ = ["EXTENSIONS", "RESERVED_NAMES", "app", "main", "write_report"]
 
 app = typer.Typer(
     add_completion=False,

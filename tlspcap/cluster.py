@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import tlspcap
@@ -202,6 +202,18 @@ def _check(client: Client, spec: OutSpec, dashboard: str | None) -> ClusterInfo:
     return ClusterInfo(str(info["address"]), len(info["workers"]), threads, dashboard)
 
 
+def render_on_worker(task: CaptureTask, settings: Settings, spec: OutSpec) -> CaptureBrief:
+    """:func:`~tlspcap.outbatch.render_capture` on a Dask worker, its connection spool in the
+    worker's own directory (Dask purges the directories of dead workers)."""
+    from distributed import get_worker
+
+    try:
+        local = get_worker().local_directory
+    except ValueError:  # not on a worker
+        local = None
+    return render_capture(task, replace(settings, spool_dir=local), spec)
+
+
 def _failure(status: str, result: object) -> BaseException:
     """The exception of a task that did not finish (``as_completed`` hands over an erred
     task's ``(type, exception, traceback)``, a cancelled task's ``CancelledError``)."""
@@ -238,7 +250,7 @@ def _run(
         if i is None:
             return None
         future = client.submit(
-            render_capture,
+            render_on_worker,
             tasks[i],
             shared,
             spec,
