@@ -1,11 +1,13 @@
 """Batch runs on a Dask cluster: ``tlspcap analyze --cluster ADDRESS --out DIR``.
 
-Each capture is one Dask task running :func:`tlspcap.outbatch.render_capture` on a worker: the
-worker opens the capture by its absolute path and writes its reports into ``--out`` (both on a
-filesystem every machine mounts at the same path), and only the capture's
-:class:`~tlspcap.outbatch.CaptureBrief` comes back. The client submits the tasks largest file
-first and keeps only a window of them in flight (a few per worker thread), so neither it nor
-the scheduler holds one object per file of a large archive.
+Each capture is one Dask task running :func:`tlspcap.outbatch.render_capture` on a worker
+(:func:`render_on_worker`): the worker opens the capture by its absolute path and writes its
+reports into ``--out`` (both on a filesystem every machine mounts at the same path), and only
+the capture's :class:`~tlspcap.outbatch.CaptureBrief` comes back. The client submits the tasks
+largest file first and keeps only a window of them in flight (a few per worker thread): the
+scheduler never holds the whole archive, and the client only its file list and the briefs'
+store on disk. The settings (key log, CA bundle) go out once, as the result of a task that
+every capture's task depends on.
 
 Faults: a worker that dies in the middle of a capture makes the scheduler run the task again on
 another worker (``distributed.scheduler.allowed-failures`` times, 3 by default); a task that
