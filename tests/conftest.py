@@ -29,3 +29,10 @@ def tshark() -> str:
     if path is None:
         pytest.skip("tshark is not installed (make sysdeps-test)")
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the Dask cluster tests last: after them the test process keeps Dask's state (event
+    loop, nannies' threads), and a timing test that ran after them failed
+    (test_hostile.py::test_eviction_cost_does_not_grow_with_the_table, 10x slower evictions)."""
+    items.sort(key=lambda item: item.path.name == "test_cluster.py")

@@ -155,12 +155,16 @@ def analyze_file(
     keylog: KeyLog | None = None,
     on_connection: Callable[[ConnFacts], None] | None = None,
     on_progress: ReadProgress | None = None,
+    name: str | None = None,
 ) -> CaptureResult:
     """Analyse one capture file; an unreadable file gives a result with ``error`` set.
 
-    The optional arguments are :func:`analyze_stream`'s. An :class:`OutputError` raised by a
+    The optional arguments are :func:`analyze_stream`'s, and ``name``: the file's name in the
+    results when it is not ``path`` itself (a cluster worker opens the absolute path of a file
+    the user named relative to the client's directory). An :class:`OutputError` raised by a
     callback becomes the file's ``error``; any other exception an internal error of the file.
     """
+    name = str(path) if name is None else name
     try:
         with path.open("rb") as stream:
             try:
@@ -168,17 +172,17 @@ def analyze_file(
             except ForeignFormatError as exc:
                 foreign = exc  # converted below, once this file is closed
             except CaptureError as exc:
-                return CaptureResult(file=str(path), error=str(exc))
+                return CaptureResult(file=name, error=str(exc))
             else:
-                return _analyze(reader, str(path), keylog, on_connection, on_progress)
-        return _analyze_foreign(path, foreign, keylog, on_connection, on_progress)
+                return _analyze(reader, name, keylog, on_connection, on_progress)
+        return _analyze_foreign(path, name, foreign, keylog, on_connection, on_progress)
     except OSError as exc:
-        return CaptureResult(file=str(path), error=f"cannot read file: {exc.strerror or exc}")
+        return CaptureResult(file=name, error=f"cannot read file: {exc.strerror or exc}")
     except OutputError as exc:
-        return CaptureResult(file=str(path), error=str(exc))
+        return CaptureResult(file=name, error=str(exc))
     except Exception as exc:  # a tlspcap bug: report it for this file, keep the others going
         return CaptureResult(
-            file=str(path),
+            file=name,
             error=f"internal error ({type(exc).__name__}: {exc}); please report this as a bug "
             "with the capture attached",
         )
@@ -186,6 +190,7 @@ def analyze_file(
 
 def _analyze_foreign(
     path: Path,
+    name: str,
     foreign: ForeignFormatError,
     keylog: KeyLog | None,
     on_connection: Callable[[ConnFacts], None] | None,
@@ -195,14 +200,14 @@ def _analyze_foreign(
     :mod:`tlspcap.convert`), or an error naming the format and the command that converts it."""
     fmt = foreign.format
     if not fmt.convertible:
-        return CaptureResult(file=str(path), error=unreadable_message(fmt, str(path)))
+        return CaptureResult(file=name, error=unreadable_message(fmt, name))
     try:
         with convert.converted(path) as copy, copy.open("rb") as stream:
-            result = _analyze(CaptureReader(stream), str(path), keylog, on_connection, on_progress)
+            result = _analyze(CaptureReader(stream), name, keylog, on_connection, on_progress)
     except convert.ConversionError as exc:
-        return CaptureResult(file=str(path), error=unreadable_message(fmt, str(path), str(exc)))
+        return CaptureResult(file=name, error=unreadable_message(fmt, name, str(exc)))
     except CaptureError as exc:
-        return CaptureResult(file=str(path), error=f"{fmt.name} converted by editcap: {exc}")
+        return CaptureResult(file=name, error=f"{fmt.name} converted by editcap: {exc}")
     result.format = f"{fmt.name} (converted by editcap)"
     result.anomalies.insert(
         0,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from tlspcap.analyze import CaptureResult, ReadProgress, analyze_file
 from tlspcap.diagnosis.certcheck import TrustStore, load_pem_roots
@@ -31,6 +32,9 @@ from tlspcap.report import jsonfmt, text
 from tlspcap.report.html import ladder_events
 from tlspcap.report.spool import ConnectionSpool
 from tlspcap.report.summary import ConnectionReport, FileReport, error_report
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 ProgressCallback = Callable[[int, FileReport], None]
 """Called in the parent with (index of the file in the input, its report) as each finishes."""
@@ -108,16 +112,22 @@ def build_report(
 
 
 def analyze_one(
-    path: str, settings: Settings, size: int = 0, progress: ReadProgress | None = None
+    path: str,
+    settings: Settings,
+    size: int = 0,
+    progress: ReadProgress | None = None,
+    name: str | None = None,
 ) -> FileReport:
     """Analyse one capture file and render it to plain data (runs in a worker process).
 
     ``progress`` is called now and then with the bytes and the packets of the file read so far.
+    ``name`` is the file's name in the report when it is not ``path`` (see :func:`analyze_file`).
     """
+    shown = path if name is None else name
     try:
         spool = ConnectionSpool(settings.spool_dir) if settings.spool_dir is not None else None
     except OutputError as exc:
-        return error_report(path, str(exc), size)
+        return error_report(shown, str(exc), size)
     # Millions of short-lived objects are made: the cyclic collector would run again and again
     # over the survivors and find next to nothing (reference counting frees the rest).
     collecting = gc.isenabled()
@@ -133,7 +143,7 @@ def analyze_one(
 
     diagnosis = StreamingDiagnosis(options_for(settings), emit, settings.spool_dir)
     try:
-        result = analyze_file(Path(path), settings.keylog, diagnosis.add, progress)
+        result = analyze_file(Path(path), settings.keylog, diagnosis.add, progress, name)
         diagnosis.finish(result.last_ts)
         connections: Sequence[ConnectionReport]
         if spool is not None:
@@ -145,12 +155,12 @@ def analyze_one(
         diagnosis.discard()
         if spool is not None:
             spool.discard()
-        return error_report(path, str(exc), size)
+        return error_report(shown, str(exc), size)
     except Exception as exc:  # a tlspcap bug: isolate it to this file
         diagnosis.discard()
         if spool is not None:
             spool.discard()
-        return error_report(path, internal_error(exc), size)
+        return error_report(shown, internal_error(exc), size)
     finally:
         if collecting:
             gc.enable()
@@ -178,6 +188,54 @@ def default_jobs() -> int:
     return os.cpu_count() or 1
 
 
+def map_items(
+    task: Callable[[Item, ReadProgress | None], Result],
+    items: Sequence[Item],
+    jobs: int | None,
+    on_done: Callable[[int, Result], None],
+    on_crash: Callable[[int, Exception], Result],
+    on_bytes: Callable[[int, int], None] | None = None,
+) -> None:
+    """Run ``task(item, progress)`` for each of ``items`` on ``jobs`` processes.
+
+    ``task`` must pickle (a module-level function, or a partial of one). Each result goes to
+    ``on_done`` with the item's index, in the order they finish; a task whose worker process
+    died (or whose result did not pickle) gets ``on_crash(index, exception)``'s result instead.
+    With one job, or one item, everything runs in this process (no pool to start) and
+    ``on_bytes`` hears (index, bytes read) through the task's ``progress``. Ctrl-C cancels the
+    tasks not yet started.
+    """
+    jobs = default_jobs() if jobs is None else jobs
+    if jobs <= 1 or len(items) <= 1:
+        for i, item in enumerate(items):
+            progress = None if on_bytes is None else _bytes_only(on_bytes, i)
+            on_done(i, task(item, progress))
+        return
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)))
+    try:
+        futures: dict[Future[Result], int] = {
+            pool.submit(task, item, None): i for i, item in enumerate(items)
+        }
+        for fut in as_completed(futures):
+            i = futures[fut]
+            try:
+                result = fut.result()
+            except Exception as exc:  # the worker died or its result did not pickle
+                result = on_crash(i, exc)
+            on_done(i, result)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+
+
+def _analyze_item(
+    settings: Settings, item: tuple[str, int], progress: ReadProgress | None
+) -> FileReport:
+    """:func:`analyze_one` on a (path, size) item of :func:`run`."""
+    return analyze_one(item[0], settings, item[1], progress)
+
+
 def run(
     files: Sequence[Path],
     settings: Settings,
@@ -191,7 +249,6 @@ def run(
     With one job, or one file, everything runs in this process (no pool to start), and
     ``on_bytes`` hears (index of the file, bytes read) as each file is read.
     """
-    jobs = default_jobs() if jobs is None else jobs
     sizes = list(sizes) if sizes is not None else [0] * len(files)
     out: list[FileReport | None] = [None] * len(files)
 
@@ -200,23 +257,11 @@ def run(
         if on_done is not None:
             on_done(i, report)
 
-    if jobs <= 1 or len(files) <= 1:
-        for i, path in enumerate(files):
-            progress = None if on_bytes is None else _bytes_only(on_bytes, i)
-            done(i, analyze_one(str(path), settings, sizes[i], progress))
-    else:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(files))) as pool:
-            futures: dict[Future[FileReport], int] = {
-                pool.submit(analyze_one, str(path), settings, sizes[i]): i
-                for i, path in enumerate(files)
-            }
-            for fut in as_completed(futures):
-                i = futures[fut]
-                try:
-                    report = fut.result()
-                except Exception as exc:  # the worker died or its result did not pickle
-                    report = error_report(str(files[i]), internal_error(exc), sizes[i])
-                done(i, report)
+    def crash(i: int, exc: Exception) -> FileReport:
+        return error_report(str(files[i]), internal_error(exc), sizes[i])
+
+    items = [(str(path), size) for path, size in zip(files, sizes, strict=True)]
+    map_items(functools.partial(_analyze_item, settings), items, jobs, done, crash, on_bytes)
     return [
         r if r is not None else error_report(str(f), "not analysed")
         for r, f in zip(out, files, strict=True)

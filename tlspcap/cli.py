@@ -2,28 +2,34 @@
 
 ``tlspcap analyze`` finds the captures (:func:`tlspcap.analyze.find_captures`), analyses them in
 parallel (:mod:`tlspcap.batch`), filters the connections and renders the reports
-(:mod:`tlspcap.report`).
+(:mod:`tlspcap.report`). With ``--out``, whoever analyses a capture writes its reports
+(:mod:`tlspcap.outbatch`: local processes, or a Dask cluster with ``--cluster``,
+:mod:`tlspcap.cluster`) and this process writes the summaries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import re
+import secrets
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, NoReturn, Protocol, TextIO
 
 import typer
 
 from tlspcap import __version__, batch
 from tlspcap.analyze import find_captures
 from tlspcap.clihelp import PlainHelpCommand
+from tlspcap.cluster import ClusterAddress, ClusterError, ClusterInfo, parse_address, run_on_cluster
 from tlspcap.errors import TlspcapError
+from tlspcap.outbatch import BriefStore, CaptureBrief, CaptureTask, finish_capture, run_local
+from tlspcap.report.outdir import OutSpec, assign_names, complete_or_absent, remove_parts
 from tlspcap.report.output import (
     EXTENSIONS,
     FORMATS,
@@ -36,11 +42,11 @@ from tlspcap.report.summary import (
     FileReport,
     Filters,
     Totals,
+    error_report,
     parse_server_filter,
-    totals,
     totals_csv,
-    write_summary_csv,
-    write_summary_json,
+    write_csv_header,
+    write_summary_document,
 )
 from tlspcap.settings import OptionFile, build_settings
 
@@ -50,10 +56,10 @@ EXIT_FAILURES = 1
 """At least one failed handshake was found."""
 EXIT_ERROR = 2
 """Usage error, or a file could not be read."""
+EXIT_INTERRUPTED = 130
+"""Ctrl-C: the run was stopped, no summary written."""
 
 __all__ = ["EXTENSIONS", "FORMATS", "app", "main", "parse_formats", "render", "write_report"]
-
-RESERVED_NAMES = frozenset(("summary.json", "summary.csv", "totals.csv"))
 
 app = typer.Typer(
     add_completion=False,
@@ -205,12 +211,24 @@ def analyze(
             help="nginx config to read ssl_protocols/ssl_ciphers from.",
         ),
     ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            metavar="ADDRESS",
+            help="Run the batch on Dask: a scheduler's address (tcp://HOST:8786) or local[:N] "
+            "(N worker processes started for the run). Needs --out; the captures and --out "
+            "must be on a filesystem every worker mounts at the same path. "
+            "pip install 'tlspcap[cluster]'.",
+        ),
+    ] = None,
 ) -> None:
     """Analyse captures: a summary, then why each failed TLS connection failed."""
     try:
         fmts = parse_formats(formats or [])
         if len(fmts) > 1 and out is None:
             raise ValueError("several formats need --out DIR")
+        where = None if cluster is None else _cluster_address(cluster, out, jobs)
         filters = Filters(
             only_failures=only_failures,
             servers=tuple(parse_server_filter(s) for s in server or []),
@@ -227,6 +245,8 @@ def analyze(
         _err("tlspcap: no capture files found")
         raise typer.Exit(EXIT_ERROR)
     sizes = [_size(f) for f in files]
+    if out is not None:
+        _analyze_to_out(files, sizes, skipped, settings, filters, fmts, out, jobs, where, color)
     progress = Progress(sizes, sys.stderr, enabled=_isatty(sys.stderr))
     # Connection reports are spooled to disk as they are made (flat memory on any capture size)
     # and read back while rendering; the directory goes away with the run.
@@ -234,43 +254,141 @@ def analyze(
         settings = dataclasses.replace(settings, spool_dir=spool_dir)
         reports = batch.run(files, settings, jobs, sizes, progress.update, progress.advance)
         progress.finish()
-        _report(reports, filters, skipped, fmts, out, color)
+        _report(reports, filters, skipped, fmts[0], color)
 
 
 def _report(
-    reports: Sequence[FileReport],
-    filters: Filters,
-    skipped: int,
-    fmts: Sequence[str],
-    out: Path | None,
-    color: ColorMode,
-) -> None:
-    """Print the report or the summary; write ``--out``; exit with the status.
+    reports: Sequence[FileReport], filters: Filters, skipped: int, fmt: str, color: ColorMode
+) -> NoReturn:
+    """Print the report; exit with the status.
 
-    A file that could not be read is named once: in the text summary when stdout shows one
-    (the text report, or the summary after ``--out``), else on stderr.
+    A file that could not be read is named once: in the text report's summary, else on stderr.
     """
-    if out is None and fmts[0] != "text":
+    if fmt != "text":
         for r in reports:
             if r.error:
                 _err(f"tlspcap: {r.file}: {r.error}")
     shown, t = shown_and_totals(reports, filters, skipped)
-    colour = color is ColorMode.always or (
+    write_report(sys.stdout, fmt, shown, t, _colour(color))
+    sys.stdout.flush()
+    raise typer.Exit(exit_code(reports, t))
+
+
+def _colour(color: ColorMode) -> bool:
+    return color is ColorMode.always or (
         color is ColorMode.auto and _isatty(sys.stdout) and not os.environ.get("NO_COLOR")
     )
+
+
+def _cluster_address(cluster: str, out: Path | None, jobs: int | None) -> ClusterAddress:
     if out is None:
-        write_report(sys.stdout, fmts[0], shown, t, colour)
-        sys.stdout.flush()
-    else:
+        raise ValueError("--cluster needs --out DIR (the workers write the reports there)")
+    if jobs is not None:
+        raise ValueError("--jobs is for local runs (with --cluster local:N, N is the workers)")
+    return parse_address(cluster)
+
+
+def _analyze_to_out(
+    files: Sequence[Path],
+    sizes: Sequence[int],
+    skipped: int,
+    settings: batch.Settings,
+    filters: Filters,
+    fmts: Sequence[str],
+    out: Path,
+    jobs: int | None,
+    where: ClusterAddress | None,
+    color: ColorMode,
+) -> NoReturn:
+    """``--out``: each capture's reports written where it is analysed (local processes, or the
+    Dask cluster ``where``), then the summaries from the briefs; exit with the status."""
+    paths = [str(f) for f in files]
+    stems, written = assign_names(paths, fmts)
+    spec = OutSpec(os.path.abspath(out), tuple(fmts), filters, secrets.token_hex(6))
+    opened = paths if where is None else [os.path.abspath(p) for p in paths]
+    tasks = [
+        CaptureTask(i, path, open_path, stem, size)
+        for i, (path, open_path, stem, size) in enumerate(
+            zip(paths, opened, stems, sizes, strict=True)
+        )
+    ]
+    existed = out.is_dir()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        _err(f"tlspcap: --out {out}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_ERROR) from None
+    progress = Progress(sizes, sys.stderr, enabled=_isatty(sys.stderr))
+    with tempfile.TemporaryDirectory(prefix="tlspcap-") as tmp:
+        store = BriefStore(tmp, paths)
+
+        def done(i: int, brief: CaptureBrief) -> None:
+            if store.add(i, brief):
+                progress.update(i, brief)
+
         try:
-            written = write_reports(out, fmts, shown, t)
+            if where is None:
+                local = dataclasses.replace(settings, spool_dir=tmp)
+                run_local(tasks, local, spec, jobs, done, progress.advance)
+            else:
+                run_on_cluster(where, tasks, settings, spec, _announce, done)
+        except ClusterError as exc:
+            progress.finish()
+            if not existed:
+                with contextlib.suppress(OSError):
+                    out.rmdir()  # made for this run, and nothing was written in it
+            _err(f"tlspcap: {exc}")
+            raise typer.Exit(EXIT_ERROR) from None
+        except KeyboardInterrupt:
+            progress.finish()
+            remove_parts(out, spec.run_id)
+            _err(
+                f"tlspcap: interrupted after {progress.files_done} of {len(paths)} file(s); "
+                f"the reports in {out} are complete ones, no summary was written"
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        progress.finish()
+        remove_parts(out, spec.run_id)  # left by a worker that died while writing
+        for i in store.missing():  # none, unless a runner lost a task
+            store.add(i, finish_capture(tasks[i], spec, error_report(paths[i], "not analysed")))
+        if store.out_error is not None:
+            _err(f"tlspcap: --out {out}: {store.out_error}")
+            raise typer.Exit(EXIT_ERROR)
+        t = store.totals(skipped)  # names the unreadable files in the summary printed below
+        try:
+            write_summaries(out, store, t, written, spec.run_id)
         except OSError as exc:
             _err(f"tlspcap: --out {out}: {exc.strerror or exc}")
             raise typer.Exit(EXIT_ERROR) from None
+        colour = _colour(color)
         typer.echo(render("text", [], t, colour).rstrip("\n"), color=colour)
         count = sum(len(v) for v in written.values())
         typer.echo(f"wrote {count} report(s), summary.json, summary.csv, totals.csv to {out}")
-    raise typer.Exit(exit_code(reports, t))
+        code = EXIT_ERROR if store.failures else EXIT_FAILURES if t.failed else EXIT_OK
+        store.close()
+    raise typer.Exit(code)
+
+
+def _announce(info: ClusterInfo) -> None:
+    dashboard = info.dashboard or "none (the scheduler has no bokeh)"
+    _err(
+        f"tlspcap: Dask scheduler {info.scheduler}: {info.workers} worker(s), "
+        f"{info.threads} thread(s); dashboard {dashboard}"
+    )
+
+
+def write_summaries(
+    out: Path, store: BriefStore, t: Totals, written: dict[str, list[str]], run: str
+) -> None:
+    """Write ``summary.json``, ``summary.csv`` and ``totals.csv`` into ``out`` from the briefs,
+    each under a temporary name first (see :func:`tlspcap.report.outdir.complete_or_absent`)."""
+    with complete_or_absent(out / "summary.json", run) as fh:
+        write_summary_document(fh, store.file_entries(written), t, store.row_lines())
+    with complete_or_absent(out / "summary.csv", run, newline="") as fh:
+        write_csv_header(fh)
+        fh.writelines(store.csv_text())
+    with complete_or_absent(out / "totals.csv", run, newline="") as fh:
+        fh.write(totals_csv(t))
 
 
 def exit_code(reports: Sequence[FileReport], t: Totals) -> int:
@@ -280,47 +398,17 @@ def exit_code(reports: Sequence[FileReport], t: Totals) -> int:
     return EXIT_FAILURES if t.failed else EXIT_OK
 
 
-def write_reports(
-    out: Path, fmts: Sequence[str], reports: Sequence[FileReport], t: Totals
-) -> dict[str, list[str]]:
-    """Write one report per capture and format, and the summaries; return the names written."""
-    out.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set(RESERVED_NAMES)
-    written: dict[str, list[str]] = {}
-    for r in reports:
-        stem = _unique(_safe_name(Path(r.file).name), used)
-        one = totals([r])
-        names = written.setdefault(r.file, [])
-        for fmt in fmts:
-            name = f"{stem}.{EXTENSIONS[fmt]}"
-            with (out / name).open("w", encoding="utf-8") as fh:
-                write_report(fh, fmt, [r], one)
-            names.append(name)
-    with (out / "summary.json").open("w", encoding="utf-8") as fh:
-        write_summary_json(fh, reports, t, written)
-    with (out / "summary.csv").open("w", encoding="utf-8", newline="") as fh:
-        write_summary_csv(fh, reports)
-    (out / "totals.csv").write_text(totals_csv(t), "utf-8", newline="")
-    return written
+class Finished(Protocol):
+    """What :class:`Progress` reads of a finished file (a report, or a brief)."""
 
-
-def _safe_name(name: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".")
-    return safe[:150] or "capture"
-
-
-def _unique(stem: str, used: set[str]) -> str:
-    candidate, n = stem, 1
-    while any(f"{candidate}.{ext}" in used for ext in EXTENSIONS.values()) or candidate in used:
-        n += 1
-        candidate = f"{stem}-{n}"
-    used.add(candidate)
-    used.update(f"{candidate}.{ext}" for ext in EXTENSIONS.values())
-    return candidate
+    @property
+    def error(self) -> str | None:
+        """Why the file could not be read, or None."""
 
 
 class Progress:
-    """``files, bytes, ETA`` on stderr, rewritten in place; only when stderr is a terminal."""
+    """``files, bytes, failures, ETA`` on stderr, rewritten in place; only when stderr is a
+    terminal."""
 
     def __init__(self, sizes: Sequence[int], stream: TextIO, enabled: bool) -> None:
         """Track ``sizes`` (bytes per file) on ``stream``."""
@@ -329,14 +417,17 @@ class Progress:
         self.stream = stream
         self.enabled = enabled
         self.files_done = 0
+        self.failures = 0
+        """Files that could not be read, so far."""
         self.bytes_done = 0
         self._partial = 0  # bytes read of the file being analysed in this process
         self.start = time.monotonic()
         self._shown = 0.0
 
-    def update(self, index: int, report: FileReport) -> None:
+    def update(self, index: int, report: Finished) -> None:
         """A file finished."""
         self.files_done += 1
+        self.failures += report.error is not None
         self.bytes_done += self.sizes[index]
         self._partial = 0
         self._show()
@@ -358,6 +449,8 @@ class Progress:
         if 0 < done < self.total and elapsed > 0:
             eta = f", ETA {(self.total - done) * elapsed / done:.0f}s"
         line = f"tlspcap: {self.files_done}/{len(self.sizes)} files, {_mb(done)}/{_mb(self.total)}"
+        if self.failures:
+            line += f", {self.failures} unreadable"
         self.stream.write("\r\x1b[K" + line + eta)
         self.stream.flush()
 

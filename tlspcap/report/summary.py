@@ -15,7 +15,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from tlspcap.diagnosis.model import CAUSES, ESTABLISHED, FAILED, INCOMPLETE
 from tlspcap.report.contract import Json
@@ -325,22 +325,28 @@ def totals(reports: Iterable[FileReport], skipped: int = 0, hidden: int = 0) -> 
     """Count outcomes and causes, overall and per server."""
     t = Totals(skipped=skipped, hidden=hidden)
     for r in reports:
-        t.files += 1
-        if r.error:
-            t.errors.append((r.file, r.error))
-        for outcome, cause, server, sni in _briefs(r.connections):
-            t.connections += 1
-            t.outcomes[outcome] += 1
-            if server not in t.servers and len(t.servers) >= MAX_SERVER_TOTALS:
-                server = OTHER_SERVERS
-            srv = t.servers.setdefault(server, ServerTotals())
-            srv.outcomes[outcome] += 1
-            if outcome != ESTABLISHED and cause:
-                t.causes[cause] += 1
-                srv.causes[cause] += 1
-            if sni is not None and len(srv.snis) < MAX_SNIS_PER_SERVER and sni not in srv.snis:
-                srv.snis.append(sni)
+        count_file(t, r.file, r.error, _briefs(r.connections))
     return t
+
+
+def count_file(t: Totals, file: str, error: str | None, briefs: Iterable[Brief]) -> None:
+    """Add one capture to ``t``: its error, then its connections' briefs, in start order
+    (files are counted in input order: the caps on servers and names keep the first ones)."""
+    t.files += 1
+    if error:
+        t.errors.append((file, error))
+    for outcome, cause, server, sni in briefs:
+        t.connections += 1
+        t.outcomes[outcome] += 1
+        if server not in t.servers and len(t.servers) >= MAX_SERVER_TOTALS:
+            server = OTHER_SERVERS
+        srv = t.servers.setdefault(server, ServerTotals())
+        srv.outcomes[outcome] += 1
+        if outcome != ESTABLISHED and cause:
+            t.causes[cause] += 1
+            srv.causes[cause] += 1
+        if sni is not None and len(srv.snis) < MAX_SNIS_PER_SERVER and sni not in srv.snis:
+            srv.snis.append(sni)
 
 
 def servers_by_failures(t: Totals) -> list[tuple[str, ServerTotals]]:
@@ -489,40 +495,74 @@ def csv_cell(value: object) -> str:
     return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
 
 
-def summary_rows(reports: Sequence[FileReport]) -> Iterator[dict[str, str | None]]:
+Row = dict[str, str | None]
+"""One row of ``summary.csv`` (and of ``summary.json``'s ``connections``): raw values by
+column name."""
+
+
+def summary_rows(reports: Sequence[FileReport]) -> Iterator[Row]:
     """One row per connection (and one per unreadable file), raw values, by column name."""
     for r in reports:
         if r.error:
-            row: dict[str, str | None] = dict.fromkeys(CSV_COLUMNS)
-            row.update(file=r.file, outcome="error", error=r.error)
-            yield row
+            yield error_row(r.file, r.error)
             continue
         for c in r.connections:
-            d = c.data
-            yield (
-                {
-                    "file": r.file,
-                    "client": d.get("client"),
-                    "server": d.get("server"),
-                    "sni": conn_sni(d),
-                    "version": conn_version(d) or None,
-                    "cipher": conn_cipher(d) or None,
-                    "outcome": d.get("outcome"),
-                    "cause": d.get("cause"),
-                    "gave_up": d.get("gave_up"),
-                    "must_act": d.get("must_act"),
-                    "first_alert": first_alert(d) or None,
-                    "error": None,
-                }
-            )
+            yield connection_row(r.file, c.data)
+
+
+def error_row(file: str, error: str) -> Row:
+    """The row of a file that could not be read."""
+    row: Row = dict.fromkeys(CSV_COLUMNS)
+    row.update(file=file, outcome="error", error=error)
+    return row
+
+
+def connection_row(file: str, d: Json) -> Row:
+    """The row of one connection dict of ``file``."""
+    return {
+        "file": file,
+        "client": d.get("client"),
+        "server": d.get("server"),
+        "sni": conn_sni(d),
+        "version": conn_version(d) or None,
+        "cipher": conn_cipher(d) or None,
+        "outcome": d.get("outcome"),
+        "cause": d.get("cause"),
+        "gave_up": d.get("gave_up"),
+        "must_act": d.get("must_act"),
+        "first_alert": first_alert(d) or None,
+        "error": None,
+    }
 
 
 def write_summary_csv(out: TextIO, reports: Sequence[FileReport]) -> None:
     """``summary.csv``: a header, then one row per connection; cells are formula-safe."""
+    write_csv_header(out)
+    write_csv_rows(out, summary_rows(reports))
+
+
+def write_csv_header(out: TextIO) -> None:
+    """The header line of ``summary.csv``."""
+    csv.writer(out, lineterminator="\n").writerow(CSV_COLUMNS)
+
+
+class TextSink(Protocol):
+    """Where text is written: a text file, or anything with its ``write``."""
+
+    def write(self, text: str, /) -> object:
+        """Write ``text``."""
+
+
+def write_csv_rows(out: TextSink, rows: Iterable[Row]) -> None:
+    """Lines of ``summary.csv`` for ``rows`` (formula-safe cells)."""
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in summary_rows(reports):
+    for row in rows:
         writer.writerow([csv_cell(row[col]) for col in CSV_COLUMNS])
+
+
+def row_json(row: Row) -> str:
+    """A row as one line of JSON text, as ``summary.json`` lists it."""
+    return json.dumps(row, ensure_ascii=False)
 
 
 def totals_csv(t: Totals) -> str:
@@ -547,18 +587,40 @@ def write_summary_json(
     """``summary.json``: files, totals by outcome, cause and server, and the CSV's rows (one
     per line, streamed)."""
     written = written or {}
+    files = (
+        file_entry(
+            r.file,
+            r.error,
+            len(r.connections),
+            sum(1 for c in r.connections if c.data.get("outcome") == FAILED),
+            written.get(r.file, []),
+        )
+        for r in reports
+    )
+    write_summary_document(out, files, t, (row_json(row) for row in summary_rows(reports)))
+
+
+def file_entry(
+    file: str, error: str | None, connections: int, failed: int, reports: list[str]
+) -> Json:
+    """One capture's entry in ``summary.json``'s ``files``."""
+    return {
+        "file": file,
+        "error": error,
+        "connections": connections,
+        "failed": failed,
+        "reports": reports,
+    }
+
+
+def write_summary_document(
+    out: TextIO, files: Iterable[Json], t: Totals, rows: Iterable[str]
+) -> None:
+    """``summary.json`` from its parts, streamed: the files' entries (:func:`file_entry`), the
+    totals, and the rows as JSON text (:func:`row_json`), in input order."""
     doc = {
         "schema_version": SCHEMA_VERSION,
-        "files": [
-            {
-                "file": r.file,
-                "error": r.error,
-                "connections": len(r.connections),
-                "failed": sum(1 for c in r.connections if c.data.get("outcome") == FAILED),
-                "reports": written.get(r.file, []),
-            }
-            for r in reports
-        ],
+        "files": [],
         "skipped_files": t.skipped,
         "hidden_by_filters": t.hidden,
         "totals": {
@@ -580,9 +642,15 @@ def write_summary_json(
     }
     text = json.dumps(doc, indent=2, ensure_ascii=False)
     head, tail = text.rsplit('"connections": []', 1)
-    out.write(head + '"connections": [')
+    before, after = head.split('"files": []', 1)  # keys come first: no value holds this text
+    out.write(before + '"files": [')
     sep = "\n    "
-    for row in summary_rows(reports):
-        out.write(sep + json.dumps(row, ensure_ascii=False))
+    for entry in files:  # nested two levels deep, as json.dumps(doc, indent=2) puts it
+        out.write(sep + json.dumps(entry, indent=2, ensure_ascii=False).replace("\n", "\n    "))
+        sep = ",\n    "
+    out.write(("]" if sep == "\n    " else "\n  ]") + after + '"connections": [')
+    sep = "\n    "
+    for line in rows:
+        out.write(sep + line)
         sep = ",\n    "
     out.write(("]" if sep == "\n    " else "\n  ]") + tail + "\n")
