@@ -1,0 +1,1 @@
+//! The extension module `tlspcap_engine` (filled in by the bindings work).
