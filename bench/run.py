@@ -130,11 +130,13 @@ class Timing:
         return max(self.rss_kb) / 1024
 
 
-def measure(cmd: list[str], stdout: Path) -> tuple[float, float, int, int]:
+def measure(
+    cmd: list[str], stdout: Path, env: dict[str, str] | None = None
+) -> tuple[float, float, int, int]:
     """Run ``cmd`` with stdout to a file; (wall s, CPU s, peak RSS KB, exit status)."""
     with stdout.open("wb") as out:
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=env)
         assert proc.stderr is not None
         err = proc.stderr.read()
         _pid, status, usage = os.wait4(proc.pid, 0)
@@ -153,6 +155,18 @@ def tlspcap_command(ca: Path, capture: Path) -> list[str]:
 
 
 _MAIN = "from tlspcap.cli import main; main()"
+_SCAN = "import sys, tlspcap_engine; print(*tlspcap_engine.scan(sys.argv[1]))"
+
+
+def engine_built() -> bool:
+    """The compiled engine is importable by this interpreter."""
+    code = "import tlspcap_engine"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def path_env(path: str) -> dict[str, str]:
+    """The environment that forces tlspcap's packet stage (``rust`` or ``python``)."""
+    return {**os.environ, "TLSPCAP_ENGINE": path}
 
 
 def tshark_command(capture: Path) -> list[str]:
@@ -230,17 +244,24 @@ def run_capture(
     """Measure the tools on one capture; return timings, verdict problems and the truth."""
     truth_path = capture.with_name(capture.name + ".truth.json")
     truth = json.loads(truth_path.read_text())
-    tools: list[tuple[str, list[str]]] = [
-        ("bare", [sys.executable, str(Path(__file__).resolve()), "--bare", str(capture)]),
-        ("tlspcap", tlspcap_command(ca, capture)),
+    tools: list[tuple[str, list[str], dict[str, str] | None]] = [
+        ("bare", [sys.executable, str(Path(__file__).resolve()), "--bare", str(capture)], None),
     ]
+    if engine_built():
+        tools += [
+            ("engine floor", [sys.executable, "-c", _SCAN, str(capture)], None),
+            ("tlspcap", tlspcap_command(ca, capture), path_env("rust")),
+            ("tlspcap python", tlspcap_command(ca, capture), path_env("python")),
+        ]
+    else:
+        tools.append(("tlspcap", tlspcap_command(ca, capture), path_env("python")))
     if tshark:
-        tools.append(("tshark", tshark_command(capture)))
-    timings = {name: Timing(name) for name, _ in tools}
-    outputs = {name: workdir / f"{capture.name}.{name}.out" for name, _ in tools}
+        tools.append(("tshark", tshark_command(capture), None))
+    timings = {name: Timing(name) for name, _, _ in tools}
+    outputs = {n: workdir / f"{capture.name}.{n.replace(' ', '-')}.out" for n, _, _ in tools}
     for _ in range(repeat):  # interleaved, so that a burst of load hits every tool alike
-        for name, cmd in tools:
-            wall, cpu, rss, code = measure(cmd, outputs[name])
+        for name, cmd, env in tools:
+            wall, cpu, rss, code = measure(cmd, outputs[name], env)
             t = timings[name]
             t.walls.append(wall)
             t.cpus.append(cpu)
@@ -254,18 +275,36 @@ def run_capture(
     bare_count = outputs["bare"].read_text().split()
     if bare_count and int(bare_count[0]) != truth["packets"]:
         problems.append(f"bare loop counted {bare_count[0]} packets, file has {truth['packets']}")
-    try:
-        report = json.loads(outputs["tlspcap"].read_text())
-    except ValueError as exc:
-        problems.append(f"tlspcap output is not JSON: {exc}")
-    else:
-        problems += check_verdicts(report, truth)
+    for name in ("engine floor",):
+        if name in outputs and outputs[name].read_text().split()[:1] != bare_count[:1]:
+            problems.append(f"{name} read {outputs[name].read_text().split()[:1]} packets")
+    for name in ("tlspcap", "tlspcap python"):
+        if name not in outputs:
+            continue
+        try:
+            report = json.loads(outputs[name].read_text())
+        except ValueError as exc:
+            problems.append(f"{name} output is not JSON: {exc}")
+        else:
+            problems += [f"{name}: {p}" for p in check_verdicts(report, truth)]
+    if "tlspcap python" in outputs and _report_body(outputs["tlspcap"]) != _report_body(
+        outputs["tlspcap python"]
+    ):
+        problems.append("the engine's JSON differs from the pure-Python path's")
     if tshark:
         lines = outputs["tshark"].read_text().splitlines()
         hellos = sum(1 for ln in lines if "1" in ln.split("\t")[2].split(",")[:1])
         truth["tshark_lines"] = len(lines)
         truth["tshark_client_hello_frames"] = hellos
     return list(timings.values()), problems, truth
+
+
+def _report_body(path: Path) -> Any:
+    """A JSON report without the parts that name the run (timings) rather than the capture."""
+    doc = json.loads(path.read_text())
+    doc.pop("elapsed_s", None)
+    doc.pop("generated", None)
+    return doc
 
 
 def table(rows: list[tuple[Path, list[Timing], dict[str, Any]]]) -> str:
@@ -293,6 +332,17 @@ def table(rows: list[tuple[Path, list[Timing], dict[str, Any]]]) -> str:
             f"{capture.name}: tlspcap/bare = {tl.best / bare.best:.1f}x wall, "
             f"{tl.best_cpu / bare.best_cpu:.1f}x CPU (target <= {TARGET_VS_BARE:.0f}x)"
         ]
+        if "engine floor" in by:
+            floor = by["engine floor"].best
+            parts.append(
+                f", engine floor {floor:.2f} s = {floor / tl.best:.0%} of the run "
+                f"(the Python side takes {1 - floor / tl.best:.0%})"
+            )
+        if "tlspcap python" in by:
+            py = by["tlspcap python"]
+            parts.append(f", pure-Python path {py.best:.2f} s ({py.best / tl.best:.2f}x engine)")
+            if "tshark" in by:
+                parts.append(f", tshark/pure-Python = {by['tshark'].best / py.best:.2f}x")
         if "tshark" in by:
             ts = by["tshark"]
             parts.append(

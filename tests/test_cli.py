@@ -443,9 +443,33 @@ def test_json_keeps_hostile_values_verbatim(evil_capture: Path) -> None:
 def test_version() -> None:
     from tlspcap import __version__
 
+    from tlspcap.capture import engine
+
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
-    assert result.stdout.strip() == f"tlspcap {__version__}"
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"tlspcap {__version__}"
+    assert lines[1].startswith(f"packet engine: {engine.selected()} (")
+
+
+def test_version_names_the_forced_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TLSPCAP_ENGINE", "python")
+    result = runner.invoke(app, ["--version"])
+    expected = "forced by TLSPCAP_ENGINE" if _engine_available() else "not installed"
+    assert "packet engine: python (" in result.stdout and expected in result.stdout
+
+
+def test_unknown_engine_is_the_runs_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TLSPCAP_ENGINE", "fortran")
+    result = runner.invoke(app, ["analyze", str(REAL)])
+    assert result.exit_code == 2
+    assert "TLSPCAP_ENGINE='fortran': use one of rust, python" in result.stderr
+
+
+def _engine_available() -> bool:
+    from tlspcap.capture import engine
+
+    return engine.available()
 
 
 @pytest.mark.parametrize("command", [[], ["analyze"], ["serve"]])

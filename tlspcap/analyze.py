@@ -13,7 +13,9 @@ from typing import BinaryIO
 
 from tlspcap import convert
 from tlspcap.anomaly import Anomaly, CappedList
+from tlspcap.capture import engine
 from tlspcap.capture.decode import PacketDecoder
+from tlspcap.capture.engine import EngineCapture
 from tlspcap.capture.formats import ForeignFormatError, unreadable_message
 from tlspcap.capture.model import IcmpError, Packet, TcpSegment
 from tlspcap.capture.reader import CaptureReader
@@ -87,14 +89,97 @@ def analyze_stream(
     the bytes and the packets read so far every :data:`PROGRESS_PACKETS` packets.
     """
     try:
-        reader = CaptureReader(stream)
+        reader = open_capture(stream)
     except CaptureError as exc:
         return CaptureResult(file=name, error=str(exc))
     return _analyze(reader, name, keylog, on_connection, on_progress)
 
 
-def _analyze(
+@dataclass(slots=True)
+class _Stage:
+    """What a packet stage reports about the file besides the segments it fed the tracker."""
+
+    packets: int = 0
+    first_ts: float | None = None
+    last_ts: float | None = None
+    reader_anomalies: list[Anomaly] = field(default_factory=list)
+    decoder_anomalies: list[Anomaly] = field(default_factory=list)
+    truncated: bool = False
+    secrets: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+Icmp = Callable[[IcmpError], None]
+
+
+def _python_stage(
     reader: CaptureReader,
+    tracker: ConnectionTracker,
+    icmp: Icmp,
+    secrets: KeyLog,
+    on_progress: ReadProgress | None,
+) -> _Stage:
+    """The pure-Python packet stage: read, decode and feed every packet to the tracker."""
+    stage = _Stage()
+    secrets_used = 0
+    capture_decoder = PacketDecoder(on_icmp=icmp)  # one per capture: fragments
+    decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
+    for packet in reader.packets():
+        if on_progress is not None and not packet.frame % PROGRESS_PACKETS:
+            on_progress(reader.bytes_read, packet.frame)
+        if len(reader.secrets) > secrets_used:  # DSBs come before the packets they unlock
+            secrets.add_secrets_blocks(reader.secrets[secrets_used:])
+            secrets_used = len(reader.secrets)
+        stage.packets += 1
+        if stage.first_ts is None:
+            stage.first_ts = packet.ts
+        stage.last_ts = packet.ts
+        decoder = decoders.get(packet.linktype)
+        if decoder is None:
+            decoder = decoders[packet.linktype] = capture_decoder.for_linktype(packet.linktype)
+        segment = decoder(packet)
+        if segment is not None:
+            tracker.feed(segment)
+    capture_decoder.finish()
+    stage.reader_anomalies = reader.anomalies
+    stage.decoder_anomalies = capture_decoder.anomalies()
+    stage.truncated = reader.truncated
+    stage.secrets = list(reader.secrets)
+    return stage
+
+
+def _engine_stage(
+    capture: EngineCapture,
+    tracker: ConnectionTracker,
+    icmp: Icmp,
+    secrets: KeyLog,
+    on_progress: ReadProgress | None,
+) -> _Stage:
+    """The compiled packet stage: the engine reads and decodes, Python tracks the segments."""
+    feed = tracker.feed
+    for item in capture.items():
+        if type(item) is TcpSegment:
+            feed(item)
+        elif type(item) is IcmpError:
+            icmp(item)
+        elif isinstance(item, tuple):
+            if item[0] == "progress":
+                if on_progress is not None:
+                    on_progress(item[1], item[2])
+            else:  # ("secret", type, data): a DSB, before the packet that follows it
+                secrets.add_secrets_block(item[1], item[2])
+    return _Stage(
+        packets=capture.packets,
+        first_ts=capture.first_ts,
+        last_ts=capture.last_ts,
+        reader_anomalies=capture.reader_anomalies(),
+        decoder_anomalies=capture.decoder_anomalies(),
+        truncated=capture.truncated,
+        secrets=capture.secrets(),
+    )
+
+
+def _analyze(
+    reader: CaptureReader | EngineCapture,
     name: str,
     keylog: KeyLog | None,
     on_connection: Callable[[ConnFacts], None] | None,
@@ -104,7 +189,6 @@ def _analyze(
     result = CaptureResult(file=name)
     result.format = reader.format
     secrets = KeyLog(base=keylog)  # a layer for this file's DSBs
-    secrets_used = 0
     on_close = None if on_connection is None else partial(_hand_over, on_connection)
     tracker = ConnectionTracker(partial(TlsSession, keylog=secrets), on_close=on_close)
 
@@ -112,37 +196,36 @@ def _analyze(
         result.icmp_errors.append(error)
         tracker.icmp(error)  # evidence for the connection it quotes
 
-    capture_decoder = PacketDecoder(on_icmp=icmp)  # one per capture: fragments
-    decoders: dict[int, Decoder] = {}  # the reader yields only packets of decodable link types
-    for packet in reader.packets():
-        if on_progress is not None and not packet.frame % PROGRESS_PACKETS:
-            on_progress(reader.bytes_read, packet.frame)
-        if len(reader.secrets) > secrets_used:  # DSBs come before the packets they unlock
-            secrets.add_secrets_blocks(reader.secrets[secrets_used:])
-            secrets_used = len(reader.secrets)
-        result.packets += 1
-        if result.first_ts is None:
-            result.first_ts = packet.ts
-        result.last_ts = packet.ts
-        decoder = decoders.get(packet.linktype)
-        if decoder is None:
-            decoder = decoders[packet.linktype] = capture_decoder.for_linktype(packet.linktype)
-        segment = decoder(packet)
-        if segment is not None:
-            tracker.feed(segment)
-    capture_decoder.finish()
+    if isinstance(reader, EngineCapture):
+        stage = _engine_stage(reader, tracker, icmp, secrets, on_progress)
+    else:
+        stage = _python_stage(reader, tracker, icmp, secrets, on_progress)
+    result.packets = stage.packets
+    result.first_ts = stage.first_ts
+    result.last_ts = stage.last_ts
     result.connections = [collect(c) for c in tracker.finish()]
     result.anomalies = (
-        reader.anomalies + capture_decoder.anomalies() + tracker.anomalies + result.anomalies
+        stage.reader_anomalies + stage.decoder_anomalies + tracker.anomalies + result.anomalies
     )
-    result.truncated = reader.truncated
-    result.secrets = list(reader.secrets)
+    result.truncated = stage.truncated
+    result.secrets = stage.secrets
     result.keylog_secrets = len(secrets)
-    skipped = [a.detail for a in reader.anomalies if a.name == "unsupported_linktype"]
+    skipped = [a.detail for a in stage.reader_anomalies if a.name == "unsupported_linktype"]
     if not result.packets and skipped:
         # Every packet was on an interface tlspcap cannot decode: an error, not an empty result.
         result.error = "; ".join(skipped)
     return result
+
+
+def open_capture(stream: BinaryIO) -> CaptureReader | EngineCapture:
+    """Open a capture stream on the packet stage in use (:func:`tlspcap.capture.engine.selected`).
+
+    Raises :class:`CaptureError` (a :class:`ForeignFormatError` for a format ``editcap``
+    converts) when the stream is not a capture tlspcap reads; both paths raise the same.
+    """
+    if engine.selected() == "rust":
+        return EngineCapture(stream)
+    return CaptureReader(stream)
 
 
 def _hand_over(on_connection: Callable[[ConnFacts], None], conn: TcpConnection) -> None:
@@ -168,7 +251,7 @@ def analyze_file(
     try:
         with path.open("rb") as stream:
             try:
-                reader = CaptureReader(stream)
+                reader = open_capture(stream)
             except ForeignFormatError as exc:
                 foreign = exc  # converted below, once this file is closed
             except CaptureError as exc:
@@ -203,7 +286,7 @@ def _analyze_foreign(
         return CaptureResult(file=name, error=unreadable_message(fmt, name))
     try:
         with convert.converted(path) as copy, copy.open("rb") as stream:
-            result = _analyze(CaptureReader(stream), name, keylog, on_connection, on_progress)
+            result = _analyze(open_capture(stream), name, keylog, on_connection, on_progress)
     except convert.ConversionError as exc:
         return CaptureResult(file=name, error=unreadable_message(fmt, name, str(exc)))
     except CaptureError as exc:

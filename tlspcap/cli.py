@@ -25,6 +25,7 @@ import typer
 
 from tlspcap import __version__, batch
 from tlspcap.analyze import find_captures
+from tlspcap.capture import engine
 from tlspcap.clihelp import PlainHelpCommand
 from tlspcap.cluster import ClusterAddress, ClusterError, ClusterInfo, parse_address, run_on_cluster
 from tlspcap.errors import TlspcapError
@@ -80,6 +81,7 @@ class ColorMode(StrEnum):
 def _show_version(value: bool) -> None:
     if value:
         typer.echo(f"tlspcap {__version__}")
+        typer.echo(engine.describe())
         raise typer.Exit(EXIT_OK)
 
 
@@ -225,6 +227,7 @@ def analyze(
 ) -> None:
     """Analyse captures: a summary, then why each failed TLS connection failed."""
     try:
+        engine.selected()  # a bad TLSPCAP_ENGINE is the run's error, not every file's
         fmts = parse_formats(formats or [])
         if len(fmts) > 1 and out is None:
             raise ValueError("several formats need --out DIR")

@@ -1,1 +1,352 @@
-//! The extension module `tlspcap_engine` (filled in by the bindings work).
+//! The extension module `tlspcap_engine`: the reader and the decoder behind one Python class.
+//!
+//! `Capture` reads a stream through a Python `read(n)` callable (gzip is decompressed by the
+//! caller, in Python, so errors read the same on both paths) and hands Python batches of the
+//! values the pure path's reader and decoder would have produced, in the same order:
+//! `TcpSegment` and `IcmpError` instances (built by calling the classes it was given), and the
+//! tuples `("progress", bytes_read, frame)` and `("secret", secrets_type, data)`.
+//! `tlspcap.capture.engine` is the Python side; nothing here opens files except [`scan`], the
+//! benchmark's floor.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+
+use crate::decode::PacketDecoder;
+use crate::model::{Anomaly, Decoded, IcmpError, TcpSegment};
+use crate::reader::{CaptureReader, OpenError, ReadFn};
+
+create_exception!(
+    tlspcap_engine,
+    OpenFailure,
+    PyException,
+    "The stream is not a capture the engine reads: args are (kind, ...), see `Capture`."
+);
+
+/// Items per batch handed to Python: large enough that the call overhead vanishes, small
+/// enough that a batch stays a few megabytes.
+const BATCH: usize = 4096;
+
+/// Packets between two progress items (`tlspcap.analyze.PROGRESS_PACKETS`).
+const PROGRESS_PACKETS: u64 = 65536;
+
+/// A Python exception raised by the stream's `read` that is not a read error (those become the
+/// file's `read_error` anomaly, as in `ByteSource`): it is re-raised after the batch.
+type Pending = Rc<RefCell<Option<PyErr>>>;
+
+fn python_reader(read: PyObject, pending: Pending) -> ReadFn {
+    Box::new(move |n: usize| {
+        Python::with_gil(|py| {
+            let err = match read.call1(py, (n,)) {
+                Ok(obj) => match obj.downcast_bound::<PyBytes>(py) {
+                    Ok(b) => return Ok(b.as_bytes().to_vec()),
+                    Err(e) => PyErr::from(e),
+                },
+                Err(e) => e,
+            };
+            if is_read_error(py, &err) {
+                let name = err
+                    .get_type(py)
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "Error".to_string());
+                let text = err.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+                return Err(format!("{name}: {text}"));
+            }
+            *pending.borrow_mut() = Some(err);
+            Err("interrupted".to_string())
+        })
+    })
+}
+
+/// OSError, EOFError or zlib.error: what `ByteSource` turns into a `read_error` anomaly.
+fn is_read_error(py: Python<'_>, err: &PyErr) -> bool {
+    if err.is_instance_of::<pyo3::exceptions::PyOSError>(py)
+        || err.is_instance_of::<pyo3::exceptions::PyEOFError>(py)
+    {
+        return true;
+    }
+    match py.import("zlib").and_then(|m| m.getattr("error")) {
+        Ok(cls) => err.value(py).is_instance(&cls).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+fn open_failure(err: OpenError) -> PyErr {
+    match err {
+        OpenError::Capture { reason, offset } => OpenFailure::new_err(("capture", reason, offset)),
+        OpenError::ForeignSnoop { inside } => OpenFailure::new_err(("snoop", inside)),
+        OpenError::Unrecognised { head, inside, reason } => {
+            Python::with_gil(|py| {
+                OpenFailure::new_err(("unrecognised", PyBytes::new(py, &head).unbind(), inside, reason))
+            })
+        }
+    }
+}
+
+fn anomaly_tuples<'py>(py: Python<'py>, list: &[Anomaly]) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, list.iter().map(|a| (a.name.as_str(), a.frame, a.detail.as_str())))
+}
+
+/// One capture being read and decoded (see the module documentation).
+#[pyclass(unsendable)]
+struct Capture {
+    reader: CaptureReader,
+    decoder: PacketDecoder,
+    segment_cls: PyObject,
+    icmp_cls: PyObject,
+    pending: Pending,
+    tunnels: HashMap<Arc<str>, Py<PyString>>,
+    out: Vec<Decoded>,
+    secrets_sent: usize,
+    packets: u64,
+    first_ts: Option<f64>,
+    last_ts: Option<f64>,
+    done: bool,
+}
+
+impl Capture {
+    fn tunnel(&mut self, py: Python<'_>, tunnel: &Option<Arc<str>>) -> PyObject {
+        match tunnel {
+            None => py.None(),
+            Some(name) => self
+                .tunnels
+                .entry(name.clone())
+                .or_insert_with(|| PyString::new(py, name).unbind())
+                .clone_ref(py)
+                .into_any(),
+        }
+    }
+
+    fn segment(&mut self, py: Python<'_>, s: &TcpSegment) -> PyResult<PyObject> {
+        let tunnel = self.tunnel(py, &s.tunnel);
+        let args = PyTuple::new(
+            py,
+            [
+                s.frame.into_pyobject(py)?.into_any().unbind(),
+                s.ts.into_pyobject(py)?.into_any().unbind(),
+                PyBytes::new(py, &s.src).into_any().unbind(),
+                s.sport.into_pyobject(py)?.into_any().unbind(),
+                PyBytes::new(py, &s.dst).into_any().unbind(),
+                s.dport.into_pyobject(py)?.into_any().unbind(),
+                s.seq.into_pyobject(py)?.into_any().unbind(),
+                s.ack.into_pyobject(py)?.into_any().unbind(),
+                s.flags.into_pyobject(py)?.into_any().unbind(),
+                PyBytes::new(py, &s.payload).into_any().unbind(),
+                s.missing.into_pyobject(py)?.into_any().unbind(),
+                s.ttl.into_pyobject(py)?.into_any().unbind(),
+                s.ip_id.into_pyobject(py)?.into_any().unbind(),
+                s.window.into_pyobject(py)?.into_any().unbind(),
+                PyBytes::new(py, &s.options).into_any().unbind(),
+                tunnel,
+                s.fragments.into_pyobject(py)?.into_any().unbind(),
+            ],
+        )?;
+        self.segment_cls.call1(py, args)
+    }
+
+    fn icmp(&mut self, py: Python<'_>, e: &IcmpError) -> PyResult<PyObject> {
+        let tunnel = self.tunnel(py, &e.tunnel);
+        let args = PyTuple::new(
+            py,
+            [
+                e.frame.into_pyobject(py)?.into_any().unbind(),
+                e.ts.into_pyobject(py)?.into_any().unbind(),
+                e.version.into_pyobject(py)?.into_any().unbind(),
+                e.icmp_type.into_pyobject(py)?.into_any().unbind(),
+                e.code.into_pyobject(py)?.into_any().unbind(),
+                PyBytes::new(py, &e.router).into_any().unbind(),
+                e.ttl.into_pyobject(py)?.into_any().unbind(),
+                PyBytes::new(py, &e.src).into_any().unbind(),
+                e.sport.into_pyobject(py)?.into_any().unbind(),
+                PyBytes::new(py, &e.dst).into_any().unbind(),
+                e.dport.into_pyobject(py)?.into_any().unbind(),
+                e.seq.into_pyobject(py)?.into_any().unbind(),
+                e.mtu.into_pyobject(py)?.into_any().unbind(),
+                tunnel,
+            ],
+        )?;
+        self.icmp_cls.call1(py, args)
+    }
+
+    fn raise_pending(&self) -> PyResult<()> {
+        match self.pending.borrow_mut().take() {
+            Some(err) => Err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+#[pymethods]
+impl Capture {
+    /// Open a capture: `read(n)` gives the next bytes of the (decompressed) stream, `prefix`
+    /// the bytes already sniffed from it, `inside` is `" inside gzip"` or `""`; the two classes
+    /// build the items. Raises `OpenFailure` with args `("capture", reason, offset)`,
+    /// `("snoop", inside)` or `("unrecognised", head, inside, reason)`.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        read: PyObject,
+        prefix: Vec<u8>,
+        inside: &str,
+        segment_cls: PyObject,
+        icmp_cls: PyObject,
+    ) -> PyResult<Self> {
+        let pending: Pending = Rc::new(RefCell::new(None));
+        let opened = CaptureReader::open(python_reader(read, pending.clone()), prefix, inside);
+        if let Some(err) = pending.borrow_mut().take() {
+            return Err(err);
+        }
+        let reader = opened.map_err(open_failure)?;
+        let _ = py;
+        Ok(Capture {
+            reader,
+            decoder: PacketDecoder::new(),
+            segment_cls,
+            icmp_cls,
+            pending,
+            tunnels: HashMap::new(),
+            out: Vec::new(),
+            secrets_sent: 0,
+            packets: 0,
+            first_ts: None,
+            last_ts: None,
+            done: false,
+        })
+    }
+
+    /// The next items (a non-empty list), or `None` once the capture is read and decoded.
+    fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let items = PyList::empty(py);
+        while items.len() < BATCH {
+            self.out.clear();
+            let (frame, ts) = match self.reader.next_packet() {
+                None => {
+                    self.raise_pending()?;
+                    self.decoder.finish();
+                    self.done = true;
+                    break;
+                }
+                Some(packet) => {
+                    self.decoder.decode(&packet, &mut self.out);
+                    (packet.frame, packet.ts)
+                }
+            };
+            if frame % PROGRESS_PACKETS == 0 {
+                items.append(("progress", self.reader.total_read(), frame))?;
+            }
+            let secrets = self.reader.secrets();
+            if secrets.len() > self.secrets_sent {
+                for (kind, data) in &secrets[self.secrets_sent..] {
+                    items.append(("secret", *kind, PyBytes::new(py, data)))?;
+                }
+                self.secrets_sent = secrets.len();
+            }
+            self.packets += 1;
+            if self.first_ts.is_none() {
+                self.first_ts = Some(ts);
+            }
+            self.last_ts = Some(ts);
+            let out = std::mem::take(&mut self.out);
+            for item in &out {
+                let obj = match item {
+                    Decoded::Segment(s) => self.segment(py, s)?,
+                    Decoded::Icmp(e) => self.icmp(py, e)?,
+                };
+                items.append(obj)?;
+            }
+            self.out = out;
+        }
+        self.raise_pending()?;
+        Ok(if items.is_empty() { None } else { Some(items) })
+    }
+
+    /// `pcap`, `pcap-ns`, `pcapng` or `snoop`, with `+gzip` when compressed.
+    #[getter]
+    fn format(&self) -> String {
+        self.reader.format().to_string()
+    }
+
+    /// Packet records read so far.
+    #[getter]
+    fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Time of the first packet record (None before any).
+    #[getter]
+    fn first_ts(&self) -> Option<f64> {
+        self.first_ts
+    }
+
+    /// Time of the last packet record read.
+    #[getter]
+    fn last_ts(&self) -> Option<f64> {
+        self.last_ts
+    }
+
+    /// The file ended inside a record or block.
+    #[getter]
+    fn truncated(&self) -> bool {
+        self.reader.truncated()
+    }
+
+    /// Bytes obtained from `read` so far (plus the prefix).
+    #[getter]
+    fn bytes_read(&self) -> u64 {
+        self.reader.total_read()
+    }
+
+    /// The reader's anomalies as `(name, frame, detail)` tuples.
+    fn reader_anomalies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        anomaly_tuples(py, self.reader.anomalies())
+    }
+
+    /// The decoder's anomalies as `(name, frame, detail)` tuples (complete once read).
+    fn decoder_anomalies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        anomaly_tuples(py, &self.decoder.anomalies())
+    }
+
+    /// Every Decryption Secrets Block read, `(secrets_type, data)`.
+    fn secrets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(
+            py,
+            self.reader.secrets().iter().map(|(k, d)| (*k, PyBytes::new(py, d))),
+        )
+    }
+}
+
+/// The engine's bare loop over a plain (uncompressed) capture file: read and decode every
+/// packet, make no Python object. Returns `(packets, segments, payload_bytes)`; the floor that
+/// `make bench` shows beside the full analysis.
+#[pyfunction]
+fn scan(py: Python<'_>, path: std::path::PathBuf) -> PyResult<(u64, u64, u64)> {
+    py.allow_threads(|| crate::scan_file(&path))
+        .map_err(pyo3::exceptions::PyOSError::new_err)
+}
+
+/// Panic with `message`: lets the tests check that a panic becomes the file's error.
+#[pyfunction]
+fn _panic(message: &str) {
+    panic!("{message}");
+}
+
+/// The compiled packet stage of tlspcap.
+#[pymodule]
+fn tlspcap_engine(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("OpenFailure", m.py().get_type::<OpenFailure>())?;
+    m.add_class::<Capture>()?;
+    m.add_function(wrap_pyfunction!(scan, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic, m)?)?;
+    Ok(())
+}

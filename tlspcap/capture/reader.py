@@ -20,10 +20,10 @@ from tlspcap.capture.model import Packet
 from tlspcap.capture.source import ByteSource, CaptureState
 from tlspcap.errors import CaptureError
 
-_GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
-class _CountingStream:
+class CountingStream:
     """Feeds gzip the already-sniffed prefix, then the stream, counting compressed bytes."""
 
     def __init__(self, prefix: bytes, stream: typing.BinaryIO) -> None:
@@ -46,7 +46,7 @@ class _CountingStream:
         raise io.UnsupportedOperation(f"cannot seek to {offset}: capture streams are read once")
 
 
-def _read_exactly(stream: typing.BinaryIO, n: int) -> bytes:
+def read_exactly(stream: typing.BinaryIO, n: int) -> bytes:
     """Read ``n`` bytes, fewer only at the end of the stream."""
     parts: list[bytes] = []
     while n > 0:
@@ -89,14 +89,14 @@ class CaptureReader:
         """File-level anomalies found so far (complete once :meth:`packets` is exhausted)."""
         self.secrets: list[tuple[int, bytes]] = self._state.secrets
         """pcapng Decryption Secrets Blocks as ``(secrets_type, data)``, in file order."""
-        self._counter: _CountingStream | None = None
+        self._counter: CountingStream | None = None
         try:
-            prefix = _read_exactly(stream, 4)
+            prefix = read_exactly(stream, 4)
         except OSError as exc:
             raise CaptureError(f"cannot read the stream: {exc}", offset=0) from exc
         suffix = ""
-        if prefix[:2] == _GZIP_MAGIC:
-            self._counter = _CountingStream(prefix, stream)
+        if prefix[:2] == GZIP_MAGIC:
+            self._counter = CountingStream(prefix, stream)
             gz = gzip.GzipFile(fileobj=self._counter, mode="rb")
             self._src = ByteSource(gz.read1)
             suffix = "+gzip"
