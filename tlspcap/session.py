@@ -39,6 +39,7 @@ from tlspcap.anomaly import Anomaly, CappedList
 from tlspcap.errors import DecodeError
 from tlspcap.facts.model import EncryptedRecord, MessageFacts
 from tlspcap.keylog import CLIENT_RANDOM, KeyLog
+from tlspcap.roles import Roles
 from tlspcap.tls import codec
 from tlspcap.tls.decrypt import (
     TLS13_SUITES,
@@ -135,7 +136,7 @@ class _Keys:
     """TLS 1.3: the side's Finished was read (KeyUpdate applies from here)."""
 
 
-class TlsSession:
+class TlsSession(Roles[Side]):
     """Accumulates the TLS facts of one TCP connection (see the module docstring)."""
 
     def __init__(
@@ -194,26 +195,6 @@ class TlsSession:
         self.skim: Callable[[int], None] = _no_skim
         """Called with a direction whose application-data bodies will never be read again
         (encrypted, no keys): the packet stage may stop keeping them (set by the tracker)."""
-
-    # ---- roles -------------------------------------------------------------------------
-    @property
-    def server_dir(self) -> int:
-        """Direction index of the server."""
-        return 1 - self.client_dir
-
-    def role(self, direction: int) -> str:
-        """``"client"`` or ``"server"`` for a direction index."""
-        return "client" if direction == self.client_dir else "server"
-
-    @property
-    def client(self) -> Side:
-        """The client's side."""
-        return self.sides[self.client_dir]
-
-    @property
-    def server(self) -> Side:
-        """The server's side."""
-        return self.sides[self.server_dir]
 
     @property
     def decrypted(self) -> bool:

@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from tlspcap.anomaly import Anomaly
 from tlspcap.capture.model import IcmpError, format_endpoint
+from tlspcap.roles import Roles
 from tlspcap.tls.messages import (
     Alert,
     CertificateMessage,
@@ -206,7 +207,7 @@ class SideFacts:
 
 
 @dataclass(slots=True)
-class ConnFacts:
+class ConnFacts(Roles[SideFacts]):
     """Everything one TCP connection showed (see the module docstring).
 
     Not frozen, for speed (see :class:`SideFacts`); never changed once built.
@@ -264,26 +265,7 @@ class ConnFacts:
     icmp: tuple[IcmpError, ...] = ()
     """ICMP errors that quote the connection's packets (a router's or host's word on it)."""
 
-    # ---- roles -----------------------------------------------------------------------
-    @property
-    def server_dir(self) -> int:
-        """Direction index of the server."""
-        return 1 - self.client_dir
-
-    def role(self, direction: int) -> str:
-        """``"client"`` or ``"server"`` for a direction index."""
-        return "client" if direction == self.client_dir else "server"
-
-    @property
-    def client(self) -> SideFacts:
-        """The client's side."""
-        return self.sides[self.client_dir]
-
-    @property
-    def server(self) -> SideFacts:
-        """The server's side."""
-        return self.sides[self.server_dir]
-
+    # ---- roles (server_dir, role, client, server: see Roles) ---------------------------
     @property
     def client_endpoint(self) -> str:
         """The client as ``ip:port``."""
