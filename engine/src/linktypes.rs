@@ -16,7 +16,16 @@ pub const LINUX_SLL2: u32 = 276;
 pub fn supported(linktype: u32) -> bool {
     matches!(
         linktype,
-        NULL | ETHERNET | DLT_RAW_12 | DLT_RAW_14 | RAW | LOOP | LINUX_SLL | ERF | IPV4 | IPV6 | LINUX_SLL2
+        NULL | ETHERNET
+            | DLT_RAW_12
+            | DLT_RAW_14
+            | RAW
+            | LOOP
+            | LINUX_SLL
+            | ERF
+            | IPV4
+            | IPV6
+            | LINUX_SLL2
     )
 }
 
@@ -95,7 +104,10 @@ mod tests {
 
     #[test]
     fn names_as_in_python() {
-        assert_eq!(unsupported_message(105), "unsupported link type 105 (IEEE802_11)");
+        assert_eq!(
+            unsupported_message(105),
+            "unsupported link type 105 (IEEE802_11)"
+        );
         assert_eq!(linktype_name(150), "USER3");
         assert_eq!(linktype_name(9999), "UNKNOWN");
         assert!(supported(276) && !supported(105));

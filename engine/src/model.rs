@@ -22,7 +22,11 @@ pub struct Anomaly {
 
 impl Anomaly {
     pub fn new(name: &str, frame: Option<u64>, detail: impl Into<String>) -> Self {
-        Anomaly { name: name.to_string(), frame, detail: detail.into() }
+        Anomaly {
+            name: name.to_string(),
+            frame,
+            detail: detail.into(),
+        }
     }
 }
 

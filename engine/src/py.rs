@@ -56,7 +56,11 @@ fn python_reader(read: PyObject, pending: Pending) -> ReadFn {
                     .name()
                     .map(|n| n.to_string())
                     .unwrap_or_else(|_| "Error".to_string());
-                let text = err.value(py).str().map(|s| s.to_string()).unwrap_or_default();
+                let text = err
+                    .value(py)
+                    .str()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
                 return Err(format!("{name}: {text}"));
             }
             *pending.borrow_mut() = Some(err);
@@ -82,16 +86,27 @@ fn open_failure(err: OpenError) -> PyErr {
     match err {
         OpenError::Capture { reason, offset } => OpenFailure::new_err(("capture", reason, offset)),
         OpenError::ForeignSnoop { inside } => OpenFailure::new_err(("snoop", inside)),
-        OpenError::Unrecognised { head, inside, reason } => {
-            Python::with_gil(|py| {
-                OpenFailure::new_err(("unrecognised", PyBytes::new(py, &head).unbind(), inside, reason))
-            })
-        }
+        OpenError::Unrecognised {
+            head,
+            inside,
+            reason,
+        } => Python::with_gil(|py| {
+            OpenFailure::new_err((
+                "unrecognised",
+                PyBytes::new(py, &head).unbind(),
+                inside,
+                reason,
+            ))
+        }),
     }
 }
 
 fn anomaly_tuples<'py>(py: Python<'py>, list: &[Anomaly]) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, list.iter().map(|a| (a.name.as_str(), a.frame, a.detail.as_str())))
+    PyList::new(
+        py,
+        list.iter()
+            .map(|a| (a.name.as_str(), a.frame, a.detail.as_str())),
+    )
 }
 
 /// One capture being read and decoded (see the module documentation).
@@ -320,7 +335,10 @@ impl Capture {
     fn secrets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         PyList::new(
             py,
-            self.reader.secrets().iter().map(|(k, d)| (*k, PyBytes::new(py, d))),
+            self.reader
+                .secrets()
+                .iter()
+                .map(|(k, d)| (*k, PyBytes::new(py, d))),
         )
     }
 }

@@ -41,7 +41,10 @@ fn run(data: &[u8], chunk: usize) -> (u64, usize) {
     let mut items = 0usize;
     while let Some(packet) = reader.next_packet() {
         packets += 1;
-        assert!(packets <= record_bound(data.len()), "more records than the bytes allow");
+        assert!(
+            packets <= record_bound(data.len()),
+            "more records than the bytes allow"
+        );
         out.clear();
         decoder.decode(&packet, &mut out);
         assert!(out.len() <= 16, "one packet gave {} items", out.len());
@@ -54,7 +57,13 @@ fn run(data: &[u8], chunk: usize) -> (u64, usize) {
     (packets, items)
 }
 
-fn seeds() -> Vec<Vec<u8>> {
+/// The fixtures the mutations start from (read once).
+fn seeds() -> &'static [Vec<u8>] {
+    static SEEDS: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    SEEDS.get_or_init(read_seeds)
+}
+
+fn read_seeds() -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let mut files: Vec<PathBuf> = Vec::new();
     for dir in ["real", "crafted"] {
@@ -68,7 +77,9 @@ fn seeds() -> Vec<Vec<u8>> {
         .filter(|p| {
             let name = p.to_string_lossy();
             (name.ends_with(".pcap") || name.ends_with(".pcapng"))
-                && std::fs::metadata(p).map(|m| m.len() < 64_000).unwrap_or(false)
+                && std::fs::metadata(p)
+                    .map(|m| m.len() < 64_000)
+                    .unwrap_or(false)
         })
         .filter_map(|p| std::fs::read(p).ok())
         .collect();
@@ -90,10 +101,10 @@ const MAGICS: &[&[u8]] = &[
 #[test]
 fn every_seed_reads_whole() {
     for seed in seeds() {
-        let (packets, _) = run(&seed, 1 << 20);
+        let (packets, _) = run(seed, 1 << 20);
         assert!(packets > 0);
         // reading in tiny chunks gives the same packets (buffer refills at every boundary)
-        assert_eq!(run(&seed, 7), run(&seed, 1 << 20));
+        assert_eq!(run(seed, 7), run(seed, 1 << 20));
     }
 }
 
