@@ -224,7 +224,7 @@ def open_capture(stream: BinaryIO) -> CaptureReader | EngineCapture:
     converts) when the stream is not a capture tlspcap reads; both paths raise the same.
     """
     if engine.selected() == "rust":
-        return EngineCapture(stream)
+        return EngineCapture(stream, PROGRESS_PACKETS)
     return CaptureReader(stream)
 
 

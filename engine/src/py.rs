@@ -33,9 +33,6 @@ create_exception!(
 /// enough that a batch stays a few megabytes.
 const BATCH: usize = 4096;
 
-/// Packets between two progress items (`tlspcap.analyze.PROGRESS_PACKETS`).
-const PROGRESS_PACKETS: u64 = 65536;
-
 /// A Python exception raised by the stream's `read` that is not a read error (those become the
 /// file's `read_error` anomaly, as in `ByteSource`): it is re-raised after the batch.
 type Pending = Rc<RefCell<Option<PyErr>>>;
@@ -120,6 +117,7 @@ struct Capture {
     tunnels: HashMap<Arc<str>, Py<PyString>>,
     out: Vec<Decoded>,
     secrets_sent: usize,
+    progress_every: u64,
     packets: u64,
     first_ts: Option<f64>,
     last_ts: Option<f64>,
@@ -202,7 +200,8 @@ impl Capture {
 impl Capture {
     /// Open a capture: `read(n)` gives the next bytes of the (decompressed) stream, `prefix`
     /// the bytes already sniffed from it, `inside` is `" inside gzip"` or `""`; the two classes
-    /// build the items. Raises `OpenFailure` with args `("capture", reason, offset)`,
+    /// build the items; a progress item comes before every packet whose frame number is a
+    /// multiple of `progress_every` (`tlspcap.analyze.PROGRESS_PACKETS`). Raises `OpenFailure` with args `("capture", reason, offset)`,
     /// `("snoop", inside)` or `("unrecognised", head, inside, reason)`.
     #[new]
     fn new(
@@ -212,6 +211,7 @@ impl Capture {
         inside: &str,
         segment_cls: PyObject,
         icmp_cls: PyObject,
+        progress_every: u64,
     ) -> PyResult<Self> {
         let pending: Pending = Rc::new(RefCell::new(None));
         let opened = CaptureReader::open(python_reader(read, pending.clone()), prefix, inside);
@@ -229,6 +229,7 @@ impl Capture {
             tunnels: HashMap::new(),
             out: Vec::new(),
             secrets_sent: 0,
+            progress_every: progress_every.max(1),
             packets: 0,
             first_ts: None,
             last_ts: None,
@@ -256,7 +257,7 @@ impl Capture {
                     (packet.frame, packet.ts)
                 }
             };
-            if frame % PROGRESS_PACKETS == 0 {
+            if frame % self.progress_every == 0 {
                 items.append(("progress", self.reader.total_read(), frame))?;
             }
             let secrets = self.reader.secrets();

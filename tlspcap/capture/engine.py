@@ -100,8 +100,9 @@ class EngineCapture:
     :class:`~tlspcap.capture.formats.ForeignFormatError`) exactly where ``CaptureReader`` does.
     """
 
-    def __init__(self, stream: typing.BinaryIO) -> None:
-        """Sniff gzip, then open the stream in the engine."""
+    def __init__(self, stream: typing.BinaryIO, progress_every: int) -> None:
+        """Sniff gzip, then open the stream in the engine; progress is reported before every
+        packet whose frame number is a multiple of ``progress_every``."""
         assert _ENGINE is not None
         try:
             prefix = read_exactly(stream, 4)
@@ -115,7 +116,9 @@ class EngineCapture:
             read = gzip.GzipFile(fileobj=self._counter, mode="rb").read1
             prefix, inside = b"", " inside gzip"
         try:
-            self._capture = _ENGINE.Capture(read, prefix, inside, TcpSegment, IcmpError)
+            self._capture = _ENGINE.Capture(
+                read, prefix, inside, TcpSegment, IcmpError, progress_every
+            )
         except _ENGINE.OpenFailure as exc:
             raise _open_error(exc.args) from None
         except BaseException as exc:
@@ -126,8 +129,7 @@ class EngineCapture:
         """As :attr:`CaptureReader.format`."""
 
     def items(self) -> Iterator[Item]:
-        """Segments, ICMP errors, ``("progress", bytes_read, frame)`` before every
-        :data:`~tlspcap.analyze.PROGRESS_PACKETS`-th packet and ``("secret", type, data)`` for
+        """Segments, ICMP errors, ``("progress", bytes_read, frame)`` (see the constructor) and ``("secret", type, data)`` for
         each Decryption Secrets Block before the packet that follows it, in capture order."""
         capture = self._capture
         while True:
