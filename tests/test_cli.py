@@ -442,7 +442,6 @@ def test_json_keeps_hostile_values_verbatim(evil_capture: Path) -> None:
 # ---- command-line polish ------------------------------------------------------------------
 def test_version() -> None:
     from tlspcap import __version__
-
     from tlspcap.capture import engine
 
     result = runner.invoke(app, ["--version"])

@@ -10,8 +10,11 @@ store on disk. The settings (key log, CA bundle) go out once, as the result of a
 every capture's task depends on.
 
 Faults: a worker that dies in the middle of a capture makes the scheduler run the task again on
-another worker (``distributed.scheduler.allowed-failures`` times, 3 by default); a task that
-still fails becomes that capture's ``error``, as a crashed worker process does in a local run.
+another worker (``distributed.scheduler.allowed-failures`` times, 3 by default). The scheduler
+charges a death to every task the worker held, so a capture queued beside the one that kills
+workers may be charged too: a task that ends that way is run once more at the end, alone in
+flight, and only if that run fails as well does it become the capture's ``error``, as a crashed
+worker process does in a local run.
 A scheduler that cannot be reached (``distributed.comm.timeouts.connect``, 30 s by default), a
 scheduler without workers, workers that cannot import tlspcap or do not see ``--out`` raise
 :class:`ClusterError` before any task is submitted. An exception in the client (Ctrl-C) cancels
@@ -216,14 +219,27 @@ def render_on_worker(task: CaptureTask, settings: Settings, spec: OutSpec) -> Ca
     return render_capture(task, replace(settings, spool_dir=local), spec)
 
 
-def _failure(status: str, result: object) -> BaseException:
+def _failure(status: str, result: object) -> BaseException | None:
     """The exception of a task that did not finish (``as_completed`` hands over an erred
-    task's ``(type, exception, traceback)``, a cancelled task's ``CancelledError``)."""
+    task's ``(type, exception, traceback)``, a cancelled task's ``CancelledError``); None for
+    a finished one. Read the status before the future is released."""
+    if status == "finished":
+        return None
     if isinstance(result, tuple) and len(result) == 3 and isinstance(result[1], BaseException):
         return result[1]
     if isinstance(result, BaseException):
         return result
     return RuntimeError(f"the Dask task ended {status}")
+
+
+def _brief(
+    task: CaptureTask, spec: OutSpec, result: object, failure: BaseException | None
+) -> CaptureBrief:
+    """A finished task's brief, or the error brief of a task that failed everywhere it ran
+    (e.g. KilledWorker) or was cancelled."""
+    if failure is None and isinstance(result, CaptureBrief):
+        return result
+    return crashed_capture(task, spec, failure or RuntimeError("the Dask task gave no brief"))
 
 
 def _same(settings: Settings) -> Settings:
@@ -263,6 +279,7 @@ def _run(
         running[future] = i
         return future
 
+    lost: list[int] = []  # died with their workers: run again, alone, at the end
     first = [f for f in (submit() for _ in range(in_flight)) if f is not None]
     # Results are fetched in the client's event loop as tasks finish, not one round trip each.
     done = as_completed(  # type: ignore[no-untyped-call]
@@ -271,15 +288,32 @@ def _run(
     try:
         for future, result in done:
             i = running.pop(future)
-            if future.status == "finished" and isinstance(result, CaptureBrief):
-                brief = result
-            else:  # the task failed everywhere it ran (e.g. KilledWorker), or was cancelled
-                brief = crashed_capture(tasks[i], spec, _failure(future.status, result))
+            failure = _failure(future.status, result)
             future.release()
-            on_done(i, brief)
+            if type(failure).__name__ == "KilledWorker":
+                lost.append(i)
+            else:
+                on_done(i, _brief(tasks[i], spec, result, failure))
             following = submit()
             if following is not None:
                 done.add(following)  # type: ignore[no-untyped-call]
+        for i in lost:
+            alone = client.submit(
+                render_on_worker,
+                tasks[i],
+                shared,
+                spec,
+                key=f"tlspcap-{spec.run_id}-{i}-alone",
+                pure=False,
+                retries=TASK_RETRIES,
+            )
+            running[alone] = i
+            for future, result in as_completed(  # type: ignore[no-untyped-call]
+                [alone], loop=client.loop, with_results=True, raise_errors=False
+            ):
+                failure = _failure(future.status, result)
+                future.release()
+                on_done(running.pop(future), _brief(tasks[i], spec, result, failure))
     except BaseException:
         client.cancel(list(running), force=True)  # type: ignore[no-untyped-call]
         raise

@@ -129,8 +129,9 @@ class EngineCapture:
         """As :attr:`CaptureReader.format`."""
 
     def items(self) -> Iterator[Item]:
-        """Segments, ICMP errors, ``("progress", bytes_read, frame)`` (see the constructor) and ``("secret", type, data)`` for
-        each Decryption Secrets Block before the packet that follows it, in capture order."""
+        """Segments, ICMP errors, ``("progress", bytes_read, frame)`` (see the constructor)
+        and ``("secret", type, data)`` for each Decryption Secrets Block before the packet
+        that follows it, in capture order."""
         capture = self._capture
         while True:
             try:
