@@ -31,7 +31,7 @@ create_exception!(
 
 /// Items per batch handed to Python: large enough that the call overhead vanishes, small
 /// enough that a batch stays a few megabytes.
-const BATCH: usize = 4096;
+const BATCH: usize = 1024;
 
 /// A Python exception raised by the stream's `read` that is not a read error (those become the
 /// file's `read_error` anomaly, as in `ByteSource`): it is re-raised after the batch.
