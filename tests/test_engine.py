@@ -19,6 +19,7 @@ import gzip
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -232,6 +233,31 @@ def test_gzip_streams_agree(source: Path, level: int, cut: int) -> None:
     _assert_same_stage(raw)
     _assert_same_stage(raw[: max(0, len(raw) - cut)])
     _assert_same_stage(raw[:-8] + b"\x00" * 8)
+
+
+def _pcap(frames: list[bytes]) -> bytes:
+    """A little-endian microsecond pcap of Ethernet frames, one per second."""
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1)]
+    for n, frame in enumerate(frames):
+        out.append(struct.pack("<IIII", n, 0, len(frame), len(frame)) + frame)
+    return b"".join(out)
+
+
+def _eth_ipv4(proto: int, l4: bytes) -> bytes:
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, proto, 0,
+                     bytes([10, 0, 0, 1]), bytes([10, 0, 0, 2]))  # fmt: skip
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + l4
+
+
+def test_a_long_run_without_tcp_is_read_through() -> None:
+    """Batches also end after a bounded number of packets (Python gets control back): one
+    that yields nothing is not the end of the capture."""
+    udp = _eth_ipv4(17, struct.pack("!HHHH", 5353, 5353, 12, 0) + b"dns!")
+    syn = _eth_ipv4(6, struct.pack("!HHIIBBHHH", 40000, 443, 1, 0, 0x50, 0x02, 1024, 0, 0))
+    data = _pcap([udp] * 40_000 + [syn])
+    _assert_same_stage(data)
+    stage = _engine_stage(data)
+    assert stage["packets"] == 40_001 and stage["items"][-1][0] == "TcpSegment"
 
 
 # ---- the choice of path, the fallback and failures ------------------------------------------

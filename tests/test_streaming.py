@@ -262,3 +262,37 @@ def test_capped_list_survives_pickling() -> None:
     assert (list(again), again.cap, again.dropped) == ([1, 2], 2, 2)
     again.append(5)
     assert again.dropped == 3
+
+
+def _verdicts_of(facts: list[ConnFacts], spool_dir: str | None) -> list[object]:
+    out: list[object] = []
+    diagnosis = StreamingDiagnosis(
+        batch.options_for(batch.Settings(ca_pem=CA_PEM)),
+        lambda f, v: out.append(jsonfmt.connection_to_dict(f, v)),
+        spool_dir,
+    )
+    for f in facts:
+        diagnosis.add(f)
+    diagnosis.finish(None)
+    return out
+
+
+def test_no_server_cap_changes_a_verdict(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Past MAX_SERVERS in memory, the least recent server's facts go to a file and come back:
+    a large hello's A/B evidence (a smaller hello the same server answered) survives a crowd of
+    other servers learnt in between."""
+    from tlspcap.diagnosis import knowledge
+
+    ab = analyze_file(REAL / "large_client_hello_onerecv.pcap").connections
+    crowd = [
+        c
+        for p in ("mixed_ports.pcap", "ipv6_tls13.pcap")
+        for c in analyze_file(REAL / p).connections
+    ]
+    assert len(ab) >= 2 and {c.server_endpoint for c in crowd} - {ab[0].server_endpoint}
+    facts = [ab[0], *crowd, *ab[1:]]
+    reference = _verdicts_of(facts, None)
+    assert any(v["cause"] == "large_client_hello" for v in reference)  # type: ignore[index]
+    monkeypatch.setattr(knowledge, "MAX_SERVERS", 1)
+    assert _verdicts_of(facts, str(tmp_path)) == reference
+    assert list(tmp_path.iterdir()) == []  # the spill file is removed at the end

@@ -33,6 +33,10 @@ create_exception!(
 /// enough that a batch stays a few megabytes.
 const BATCH: usize = 1024;
 
+/// Packets read per batch at most, whatever they yield: Python gets control back often (Ctrl-C,
+/// progress) even in a long run of packets without TCP.
+const BATCH_PACKETS: usize = 16384;
+
 /// A Python exception raised by the stream's `read` that is not a read error (those become the
 /// file's `read_error` anomaly, as in `ByteSource`): it is re-raised after the batch.
 type Pending = Rc<RefCell<Option<PyErr>>>;
@@ -237,13 +241,16 @@ impl Capture {
         })
     }
 
-    /// The next items (a non-empty list), or `None` once the capture is read and decoded.
+    /// The next items (possibly none, after a long run of packets without TCP), or `None` once
+    /// the capture is read and decoded.
     fn next_batch<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
         if self.done {
             return Ok(None);
         }
         let items = PyList::empty(py);
-        while items.len() < BATCH {
+        let mut read = 0usize;
+        while items.len() < BATCH && read < BATCH_PACKETS {
+            read += 1;
             self.out.clear();
             let (frame, ts) = match self.reader.next_packet() {
                 None => {
@@ -283,7 +290,7 @@ impl Capture {
             self.out = out;
         }
         self.raise_pending()?;
-        Ok(if items.is_empty() { None } else { Some(items) })
+        Ok(if self.done && items.is_empty() { None } else { Some(items) })
     }
 
     /// `pcap`, `pcap-ns`, `pcapng` or `snoop`, with `+gzip` when compressed.

@@ -63,7 +63,7 @@ class StreamingDiagnosis:
         if opts.trust is None:
             opts.trust = default_trust()
         self.opts = opts
-        self.know = CaptureKnowledge()
+        self.know = CaptureKnowledge(spool_dir)
         self._emit = emit
         self._deferred = FactsSpool(spool_dir)
         self.deferred = 0
@@ -82,12 +82,16 @@ class StreamingDiagnosis:
 
     def finish(self, capture_end: float | None) -> None:
         """The capture ended at ``capture_end``: emit the connections held back."""
-        for facts in self._deferred.drain():
-            self._emit(facts, diagnose(facts, self.know, self.opts, capture_end))
+        try:
+            for facts in self._deferred.drain():
+                self._emit(facts, diagnose(facts, self.know, self.opts, capture_end))
+        finally:
+            self.know.close()
 
     def discard(self) -> None:
         """Drop what waits (the analysis failed)."""
         self._deferred.discard()
+        self.know.close()
 
 
 def diagnose(

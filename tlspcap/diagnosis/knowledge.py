@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from tlspcap.certs import load_certificate
 from tlspcap.diagnosis.path import hello_segments
+from tlspcap.diagnosis.serverspill import ServerSpill
 from tlspcap.facts.model import ConnFacts
 
 
@@ -75,8 +76,9 @@ class _Watched(Sequence[x509.Certificate]):
 
 
 MAX_SERVERS = 20_000
-"""Servers whose facts are kept; past this the one learnt about least recently is forgotten (a
-capture talking to more servers than this loses facts about the quietest ones)."""
+"""Servers whose facts are kept in memory; past this the one learnt about least recently moves
+to a file in the spool directory (:mod:`tlspcap.diagnosis.serverspill`) and comes back when it
+is needed. Without a spool directory (tests, small programs) all stay in memory."""
 MAX_HELLOS = 8
 """Answered ClientHellos remembered per server (the smallest are kept)."""
 MAX_KEYS = 10_000
@@ -96,8 +98,12 @@ class CaptureKnowledge:
     change once later connections are learnt.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, spool_dir: str | None = None) -> None:
+        """Servers past :data:`MAX_SERVERS` go to a file in ``spool_dir`` (kept in memory when
+        it is None); :meth:`close` removes the file."""
         self.servers: dict[str, ServerFacts] = {}
+        """The servers in memory, the one learnt about least recently first."""
+        self._spill = None if spool_dir is None else ServerSpill(spool_dir)
         self.certificate_list: list[x509.Certificate] = []
         """Every parsable certificate seen (up to :data:`MAX_CERTIFICATES`), unwatched."""
         self._seen_der: set[bytes] = set()
@@ -115,7 +121,28 @@ class CaptureKnowledge:
     def server(self, key: str) -> ServerFacts:
         """Facts about ``key`` (empty when the server was seen nowhere else)."""
         self.consulted = True
-        return self.servers.get(key) or ServerFacts()
+        facts = self.servers.get(key)
+        if facts is None and self._spill is not None:
+            facts = self._spill.get(key)
+        return facts or ServerFacts()
+
+    def close(self) -> None:
+        """Remove the spill file, if any (the knowledge is not used afterwards)."""
+        if self._spill is not None:
+            self._spill.close()
+
+    def _take(self, key: str) -> ServerFacts:
+        """The facts of ``key`` to update, now the most recently learnt in memory."""
+        facts = self.servers.pop(key, None)
+        if facts is None and self._spill is not None:
+            facts = self._spill.get(key)
+        if facts is None:
+            facts = ServerFacts()
+        self.servers[key] = facts
+        if self._spill is not None and len(self.servers) > MAX_SERVERS:
+            oldest = next(iter(self.servers))
+            self._spill.put(oldest, self.servers.pop(oldest))
+        return facts
 
     def names_for_key(self, digest: bytes) -> dict[str, int]:
         """The SNI names the leaf key ``digest`` served in this capture (read: noted)."""
@@ -124,11 +151,7 @@ class CaptureKnowledge:
 
     def learn(self, s: ConnFacts) -> None:
         """Add one connection's facts."""
-        key = s.server_endpoint
-        facts = self.servers.pop(key, None) or ServerFacts()
-        self.servers[key] = facts  # most recently learnt last
-        if len(self.servers) > MAX_SERVERS:
-            del self.servers[next(iter(self.servers))]
+        facts = self._take(s.server_endpoint)
         sni = s.client_hellos[-1].sni if s.client_hellos else None
         for sh in s.server_hellos:
             if sh.hello_retry_request:
