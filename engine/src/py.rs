@@ -122,6 +122,7 @@ struct Capture {
     out: Vec<Decoded>,
     secrets_sent: usize,
     progress_every: u64,
+    counter: Option<PyObject>,
     packets: u64,
     first_ts: Option<f64>,
     last_ts: Option<f64>,
@@ -205,7 +206,9 @@ impl Capture {
     /// Open a capture: `read(n)` gives the next bytes of the (decompressed) stream, `prefix`
     /// the bytes already sniffed from it, `inside` is `" inside gzip"` or `""`; the two classes
     /// build the items; a progress item comes before every packet whose frame number is a
-    /// multiple of `progress_every` (`tlspcap.analyze.PROGRESS_PACKETS`). Raises `OpenFailure` with args `("capture", reason, offset)`,
+    /// multiple of `progress_every` (`tlspcap.analyze.PROGRESS_PACKETS`), with the bytes read
+    /// so far: `counter.count` when a counter is given (the compressed bytes of a gzip file),
+    /// else the bytes `read` gave. Raises `OpenFailure` with args `("capture", reason, offset)`,
     /// `("snoop", inside)` or `("unrecognised", head, inside, reason)`.
     #[new]
     fn new(
@@ -216,6 +219,7 @@ impl Capture {
         segment_cls: PyObject,
         icmp_cls: PyObject,
         progress_every: u64,
+        counter: Option<PyObject>,
     ) -> PyResult<Self> {
         let pending: Pending = Rc::new(RefCell::new(None));
         let opened = CaptureReader::open(python_reader(read, pending.clone()), prefix, inside);
@@ -234,6 +238,7 @@ impl Capture {
             out: Vec::new(),
             secrets_sent: 0,
             progress_every: progress_every.max(1),
+            counter,
             packets: 0,
             first_ts: None,
             last_ts: None,
@@ -265,7 +270,11 @@ impl Capture {
                 }
             };
             if frame % self.progress_every == 0 {
-                items.append(("progress", self.reader.total_read(), frame))?;
+                let read = match &self.counter {
+                    Some(counter) => counter.getattr(py, "count")?,
+                    None => self.reader.total_read().into_pyobject(py)?.into_any().unbind(),
+                };
+                items.append(("progress", read, frame))?;
             }
             let secrets = self.reader.secrets();
             if secrets.len() > self.secrets_sent {

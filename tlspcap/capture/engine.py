@@ -117,7 +117,7 @@ class EngineCapture:
             prefix, inside = b"", " inside gzip"
         try:
             self._capture = _ENGINE.Capture(
-                read, prefix, inside, TcpSegment, IcmpError, progress_every
+                read, prefix, inside, TcpSegment, IcmpError, progress_every, self._counter
             )
         except _ENGINE.OpenFailure as exc:
             raise _open_error(exc.args) from None
@@ -142,15 +142,7 @@ class EngineCapture:
                 raise
             if batch is None:
                 return
-            if self._counter is not None:
-                batch = [self._progress(item) for item in batch]
             yield from batch
-
-    def _progress(self, item: Item) -> Item:
-        """Progress counts compressed bytes for a gzip file, as on the pure path."""
-        if type(item) is tuple and item[0] == "progress" and self._counter is not None:
-            return ("progress", self._counter.count, item[2])
-        return item
 
     @property
     def packets(self) -> int:
