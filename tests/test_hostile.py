@@ -538,20 +538,25 @@ def test_eviction_releases_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     assert p2 < 2 * p1, f"peak grows with evicted connections: {p1 / MiB:.1f} -> {p2 / MiB:.1f} MiB"
 
 
-def test_eviction_cost_does_not_grow_with_the_table() -> None:
-    """Evicting must not scan the table: 5,000 evictions cost about as much as 5,000 opens."""
+def test_eviction_cost_does_not_grow_with_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evicting must not scan the table per connection: a full table sheds a tenth at a time,
+    so 5,000 connections past the limit cost about ten passes over the table, not 5,000.
+    (Counted, not timed: a timing assertion failed on a loaded machine.)"""
     limit = 5000
+    passes: list[int] = []
+    evict = ConnectionTracker._evict
+
+    def counted(self: ConnectionTracker) -> None:
+        passes.append(len(self))
+        evict(self)
+
+    monkeypatch.setattr(ConnectionTracker, "_evict", counted)
     tracker = ConnectionTracker(max_connections=limit)
-    segments = list(_syns(2 * limit))
-    start = time.perf_counter()
-    for seg in segments[:limit]:
+    for seg in _syns(2 * limit):
         tracker.feed(seg)
-    fill = time.perf_counter() - start
-    start = time.perf_counter()
-    for seg in segments[limit:]:  # each one evicts
-        tracker.feed(seg)
-    evict = time.perf_counter() - start
-    assert evict < 5 * fill, f"{limit} opens took {fill:.2f} s, {limit} evictions {evict:.2f} s"
+    assert passes and len(passes) <= limit // (limit // 10) + 1, f"{len(passes)} passes"
+    assert sum(passes) <= 11 * limit
+    assert len(tracker) <= limit
 
 
 # ---- 5. out-of-order flood --------------------------------------------------------------

@@ -211,8 +211,8 @@ impl Capture {
     /// else the bytes `read` gave. Raises `OpenFailure` with args `("capture", reason, offset)`,
     /// `("snoop", inside)` or `("unrecognised", head, inside, reason)`.
     #[new]
+    #[pyo3(signature = (read, prefix, inside, segment_cls, icmp_cls, progress_every, counter))]
     fn new(
-        py: Python<'_>,
         read: PyObject,
         prefix: Vec<u8>,
         inside: &str,
@@ -227,7 +227,6 @@ impl Capture {
             return Err(err);
         }
         let reader = opened.map_err(open_failure)?;
-        let _ = py;
         Ok(Capture {
             reader,
             decoder: PacketDecoder::new(),
@@ -272,7 +271,12 @@ impl Capture {
             if frame % self.progress_every == 0 {
                 let read = match &self.counter {
                     Some(counter) => counter.getattr(py, "count")?,
-                    None => self.reader.total_read().into_pyobject(py)?.into_any().unbind(),
+                    None => self
+                        .reader
+                        .total_read()
+                        .into_pyobject(py)?
+                        .into_any()
+                        .unbind(),
                 };
                 items.append(("progress", read, frame))?;
             }
@@ -299,7 +303,11 @@ impl Capture {
             self.out = out;
         }
         self.raise_pending()?;
-        Ok(if self.done && items.is_empty() { None } else { Some(items) })
+        Ok(if self.done && items.is_empty() {
+            None
+        } else {
+            Some(items)
+        })
     }
 
     /// `pcap`, `pcap-ns`, `pcapng` or `snoop`, with `+gzip` when compressed.
