@@ -58,7 +58,7 @@ engine: $(ENGINE_STAMP)
 engine-test:
 ifneq ($(CARGO),)
 	cd engine && $(CARGO) test -q --release
-	cd engine && PROPTEST_CASES=20000 $(CARGO) test -q --release --test fuzz
+	cd engine && PROPTEST_CASES=200000 $(CARGO) test -q --release --test fuzz
 else
 	@echo "cargo not found: the engine is not built, its tests are skipped"
 endif

@@ -3,7 +3,7 @@
 //! `cargo fuzz` needs a nightly toolchain; this machine kind has only stable Rust, so the
 //! fuzzing is done by proptest: mutations of the shipped fixtures (byte flips, cuts, splices)
 //! and arbitrary bytes behind every capture magic. A panic, a hang or an unbounded output fails
-//! the run. `PROPTEST_CASES` sets the number of cases (`make engine-test` runs 20,000).
+//! the run. `PROPTEST_CASES` sets the number of cases (`make engine-test` runs 200,000).
 
 use std::path::{Path, PathBuf};
 
