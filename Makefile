@@ -57,8 +57,8 @@ engine: $(ENGINE_STAMP)
 # captures, seeded from the fixtures: cargo fuzz needs a nightly toolchain this machine lacks).
 engine-test:
 ifneq ($(CARGO),)
-	cd engine && $(CARGO) test -q --release
-	cd engine && PROPTEST_CASES=200000 $(CARGO) test -q --release --test fuzz
+	cd engine && cargo test -q --release
+	cd engine && PROPTEST_CASES=200000 cargo test -q --release --test fuzz
 else
 	@echo "cargo not found: the engine is not built, its tests are skipped"
 endif
