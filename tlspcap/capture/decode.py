@@ -246,25 +246,22 @@ class PacketDecoder(LayerDecoder):
 
     def _linux_sll(self, packet: Packet) -> TcpSegment | None:
         """LINKTYPE_LINUX_SLL: protocol (EtherType) in bytes 14-15 of a 16-byte header."""
-        self._packet = packet
-        if self._depth:
-            self._reset()
-        d = packet.data
-        if len(d) < 16:
-            self._note("truncated_header", "Linux cooked")
-            return None
-        return self._ethertype(d, (d[14] << 8) | d[15], 16, max(packet.orig_len, len(d)))
+        return self._cooked(packet, 14, 16, "Linux cooked")
 
     def _linux_sll2(self, packet: Packet) -> TcpSegment | None:
         """LINKTYPE_LINUX_SLL2: protocol (EtherType) in bytes 0-1 of a 20-byte header."""
+        return self._cooked(packet, 0, 20, "Linux cooked v2")
+
+    def _cooked(self, packet: Packet, at: int, size: int, name: str) -> TcpSegment | None:
+        """A Linux cooked header of ``size`` bytes, its EtherType at ``at``."""
         self._packet = packet
         if self._depth:
             self._reset()
         d = packet.data
-        if len(d) < 20:
-            self._note("truncated_header", "Linux cooked v2")
+        if len(d) < size:
+            self._note("truncated_header", name)
             return None
-        return self._ethertype(d, (d[0] << 8) | d[1], 20, max(packet.orig_len, len(d)))
+        return self._ethertype(d, (d[at] << 8) | d[at + 1], size, max(packet.orig_len, len(d)))
 
     def _raw(self, packet: Packet) -> TcpSegment | None:
         """LINKTYPE_RAW (and DLT_RAW 12/14): a bare IPv4 or IPv6 packet."""

@@ -273,7 +273,18 @@ impl Layers {
         };
         let (ttl, ident) = (ttl as i32, ident as i64);
         if frag & 0x3FFF != 0 {
-            return self.fragment4(d, off + ihl, stop, src, dst, proto, ident, ttl, frag);
+            let header = FragmentHeader {
+                version: 4,
+                src,
+                dst,
+                key_proto: proto as i32,
+                ident: ident as u32,
+                offset: ((frag & 0x1FFF) as u64) << 3,
+                more: frag & 0x2000 != 0,
+                next: -1,
+                hops: ttl,
+            };
+            return self.fragment(d, off + ihl, stop, header);
         }
         if proto == PROTO_TCP {
             return self.tcp(d, off + ihl, stop, src, dst, ttl, ident);
@@ -340,8 +351,18 @@ impl Layers {
                 }
                 let word = u16_at(d, p + 2);
                 if word & 0xFFF9 != 0 {
-                    let ident = u32_at(d, p + 4);
-                    return self.fragment6(d, p + 8, end, src, dst, u8_at(d, p), ident, hlim, word);
+                    let header = FragmentHeader {
+                        version: 6,
+                        src,
+                        dst,
+                        key_proto: -1,
+                        ident: u32_at(d, p + 4),
+                        offset: (word & 0xFFF8) as u64,
+                        more: word & 1 != 0,
+                        next: u8_at(d, p) as i32,
+                        hops: hlim,
+                    };
+                    return self.fragment(d, p + 8, end, header);
                 }
                 8
             } else if nh == 51 {
@@ -428,107 +449,53 @@ impl Layers {
         }
     }
 
-    /// Hand an IPv4 fragment to the reassembler; decode the datagram it completes.
-    #[allow(clippy::too_many_arguments)]
-    fn fragment4(
+    /// Hand an IPv4 or IPv6 fragment (its payload `d[p..end]`) to that version's
+    /// reassembler; decode the datagram it completes.
+    fn fragment(
         &mut self,
         d: &[u8],
         p: usize,
         end: usize,
-        src: Addr,
-        dst: Addr,
-        proto: u8,
-        ident: i64,
-        ttl: i32,
-        frag: u16,
+        f: FragmentHeader,
     ) -> Option<TcpSegment> {
+        let table = if f.version == 4 {
+            &mut self.frags4
+        } else {
+            &mut self.frags6
+        };
         if end > d.len() {
-            self.frags4.note_truncated(self.frame);
+            table.note_truncated(self.frame);
             return None;
         }
         let key = FragKey {
             tun: self.tun.clone(),
-            src,
-            dst,
-            proto: proto as i32,
-            ident: ident as u32,
+            src: f.src,
+            dst: f.dst,
+            proto: f.key_proto,
+            ident: f.ident,
         };
-        let offset = ((frag & 0x1FFF) as u64) << 3;
-        let done = self.frags4.add(
-            key,
-            offset,
-            sl(d, p, end),
-            frag & 0x2000 != 0,
-            self.frame,
-            self.ts,
-            -1,
-        )?;
-        if !self.enter_reassembly(done.1) {
+        let (frame, ts) = (self.frame, self.ts);
+        let (payload, count, first_nh) =
+            table.add(key, f.offset, sl(d, p, end), f.more, frame, ts, f.next)?;
+        if !self.enter_reassembly(count) {
             return None;
         }
-        let payload = done.0;
-        self.transport(
-            &payload,
-            0,
-            payload.len(),
-            src,
-            dst,
-            proto as i32,
-            ttl,
-            ident,
-            4,
-        )
-    }
-
-    /// Hand an IPv6 fragment to the reassembler; decode the datagram it completes.
-    #[allow(clippy::too_many_arguments)]
-    fn fragment6(
-        &mut self,
-        d: &[u8],
-        p: usize,
-        end: usize,
-        src: Addr,
-        dst: Addr,
-        nh: u8,
-        ident: u32,
-        hlim: i32,
-        word: u16,
-    ) -> Option<TcpSegment> {
-        if end > d.len() {
-            self.frags6.note_truncated(self.frame);
-            return None;
+        let (len, ip_id) = (payload.len(), f.ident as i64);
+        if f.version == 4 {
+            self.transport(
+                &payload,
+                0,
+                len,
+                f.src,
+                f.dst,
+                f.key_proto,
+                f.hops,
+                ip_id,
+                4,
+            )
+        } else {
+            self.ipv6_chain(&payload, 0, len, first_nh, f.src, f.dst, f.hops, ip_id)
         }
-        let key = FragKey {
-            tun: self.tun.clone(),
-            src,
-            dst,
-            proto: -1,
-            ident,
-        };
-        let offset = (word & 0xFFF8) as u64;
-        let done = self.frags6.add(
-            key,
-            offset,
-            sl(d, p, end),
-            word & 1 != 0,
-            self.frame,
-            self.ts,
-            nh as i32,
-        )?;
-        if !self.enter_reassembly(done.1) {
-            return None;
-        }
-        let (payload, _count, first_nh) = done;
-        self.ipv6_chain(
-            &payload,
-            0,
-            payload.len(),
-            first_nh,
-            src,
-            dst,
-            hlim,
-            ident as i64,
-        )
     }
 
     /// A reassembly counts as one level of depth.
@@ -750,4 +717,22 @@ impl Layers {
             tunnel,
         });
     }
+}
+
+/// What an IPv4 header or an IPv6 Fragment header says about a fragment.
+struct FragmentHeader {
+    version: u8,
+    src: Addr,
+    dst: Addr,
+    /// The reassembly key's protocol: IPv4's; -1 for IPv6 (its key has none).
+    key_proto: i32,
+    ident: u32,
+    /// Byte offset of the fragment in its datagram.
+    offset: u64,
+    /// More fragments follow.
+    more: bool,
+    /// IPv6: the next header after the Fragment header (-1 for IPv4).
+    next: i32,
+    /// TTL or hop limit of the packet.
+    hops: i32,
 }

@@ -257,15 +257,31 @@ pub fn parse_vxlan(d: &[u8], off: usize, end: usize, src: Addr, dst: Addr) -> Ou
     if off + 8 > d.len() {
         return problem("truncated_header", "VXLAN");
     }
+    vni_decap(VniKind::Vxlan, d, off, src, dst, ETHERNET, off + 8, end)
+}
+
+/// The inner packet of a VXLAN, VXLAN-GPE or Geneve header at `off` (its VNI at `off + 4`).
+#[allow(clippy::too_many_arguments)]
+fn vni_decap(
+    kind: VniKind,
+    d: &[u8],
+    off: usize,
+    src: Addr,
+    dst: Addr,
+    ethertype: i32,
+    offset: usize,
+    end: usize,
+) -> Outcome {
+    let vni = u24_at(d, off + 4);
     let part = Part::Vni {
-        kind: VniKind::Vxlan,
-        vni: u24_at(d, off + 4),
+        kind,
+        vni,
         src,
         dst,
     };
     Outcome::Decap {
-        ethertype: ETHERNET,
-        offset: off + 8,
+        ethertype,
+        offset,
         end,
         part,
     }
@@ -300,18 +316,7 @@ pub fn parse_vxlan_gpe(d: &[u8], off: usize, end: usize, src: Addr, dst: Addr) -
             format!("VXLAN-GPE next protocol {nxt}"),
         );
     };
-    let part = Part::Vni {
-        kind: VniKind::VxlanGpe,
-        vni: u24_at(d, off + 4),
-        src,
-        dst,
-    };
-    Outcome::Decap {
-        ethertype: following,
-        offset: off + 8,
-        end,
-        part,
-    }
+    vni_decap(VniKind::VxlanGpe, d, off, src, dst, following, off + 8, end)
 }
 
 /// Geneve (RFC 8926): 8 bytes plus options, then what the protocol type names.
@@ -343,18 +348,7 @@ pub fn parse_geneve(d: &[u8], off: usize, end: usize, src: Addr, dst: Addr) -> O
             format!("Geneve protocol type 0x{proto:04x}"),
         );
     }
-    let part = Part::Vni {
-        kind: VniKind::Geneve,
-        vni: u24_at(d, off + 4),
-        src,
-        dst,
-    };
-    Outcome::Decap {
-        ethertype: proto,
-        offset: start,
-        end,
-        part,
-    }
+    vni_decap(VniKind::Geneve, d, off, src, dst, proto, start, end)
 }
 
 fn gre_protocol(proto: i32) -> bool {
