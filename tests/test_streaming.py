@@ -13,6 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tlspcap import batch
 from tlspcap.analyze import analyze_file
@@ -296,3 +298,42 @@ def test_no_server_cap_changes_a_verdict(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setattr(knowledge, "MAX_SERVERS", 1)
     assert _verdicts_of(facts, str(tmp_path)) == reference
     assert list(tmp_path.iterdir()) == []  # the spill file is removed at the end
+
+
+def test_certificate_memory_is_bounded_by_distinct_ders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A capture with ever new certificate bytes (a hostile one may hold millions) stops adding
+    to the pool once MAX_SEEN_CERTIFICATES distinct DERs were seen; the servers' facts go on."""
+    from tlspcap.diagnosis import knowledge
+
+    conns = [
+        c for c in analyze_file(REAL / "mixed_ports.pcap").connections if c.server.certificates
+    ]
+    assert conns
+    monkeypatch.setattr(knowledge, "MAX_SEEN_CERTIFICATES", 3)
+    know = CaptureKnowledge()
+    for n in range(10):  # the same connection with a different (unparsable) chain each time
+        side = conns[0].server
+        cert = replace(side.certificates[0], chain=(b"\x30\x03junk-%d" % n,))
+        server = replace(side, certificates=(cert,))
+        know.learn(replace(conns[0], sides=_with_side(conns[0], server)))
+    assert len(know._seen_der) == 3
+    know.learn(conns[0])  # a real chain, past the bound: not pooled
+    assert know.certificate_list == []
+    assert know.servers  # what the connections showed about the server was still learnt
+
+
+def _with_side(conn: ConnFacts, server: object) -> tuple[object, object]:
+    """``conn``'s sides with its server side replaced."""
+    sides = list(conn.sides)
+    sides[conn.server_dir] = server
+    return (sides[0], sides[1])
+
+
+@given(st.lists(st.integers(0, 50), max_size=40))
+def test_spool_start_order_is_a_stable_sort_by_index(indexes: list[int]) -> None:
+    from array import array
+
+    from tlspcap.report.spool import _start_order
+
+    expected = sorted(range(len(indexes)), key=indexes.__getitem__)
+    assert list(_start_order(array("q", indexes))) == expected

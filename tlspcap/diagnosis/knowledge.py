@@ -85,8 +85,11 @@ MAX_KEYS = 10_000
 """Server public keys whose names are remembered (to see one key serve many names)."""
 MAX_NAMES_PER_KEY = 32
 MAX_CERTIFICATES = 10_000
-"""Distinct certificates kept per capture to supply missing intermediates (DER bytes beyond this
-are still deduplicated by hash; a capture rarely holds more than a few hundred)."""
+"""Distinct certificates kept per capture to supply missing intermediates (a capture rarely
+holds more than a few hundred)."""
+MAX_SEEN_CERTIFICATES = 4 * MAX_CERTIFICATES
+"""Distinct certificate DERs (parsable or not) remembered by hash, so that each is parsed once;
+past this, certificates are no longer added to the pool (a hostile capture may hold millions)."""
 
 
 class CaptureKnowledge:
@@ -181,6 +184,8 @@ class CaptureKnowledge:
         for side in s.sides:
             for msg in side.certificates:
                 for der in msg.chain:
+                    if len(self._seen_der) >= MAX_SEEN_CERTIFICATES:
+                        return  # the pool is as full as it gets
                     digest = hashlib.sha256(der).digest()
                     if digest in self._seen_der:
                         continue
