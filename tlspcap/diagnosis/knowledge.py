@@ -75,7 +75,7 @@ class _Watched(Sequence[x509.Certificate]):
         return iter(self._owner.certificate_list)
 
 
-MAX_SERVERS = 20_000
+MAX_SERVERS = 5_000
 """Servers whose facts are kept in memory; past this the one learnt about least recently moves
 to a file in the spool directory (:mod:`tlspcap.diagnosis.serverspill`) and comes back when it
 is needed. Without a spool directory (tests, small programs) all stay in memory."""
