@@ -161,13 +161,9 @@ def _start_order(indexes: array[int]) -> Iterator[int]:
         yield from sorted(range(len(indexes)), key=indexes.__getitem__)
         return
     slot = array("q", [-1]) * (max(indexes) + 1)
-    repeated = array("q")
     for k, index in enumerate(indexes):
-        if slot[index] < 0:
-            slot[index] = k
-        else:
-            repeated.append(k)
-    if repeated:
-        yield from sorted(range(len(indexes)), key=indexes.__getitem__)
-        return
+        if slot[index] >= 0:  # repeated: sort after all
+            yield from sorted(range(len(indexes)), key=indexes.__getitem__)
+            return
+        slot[index] = k
     yield from (k for k in slot if k >= 0)
