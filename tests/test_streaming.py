@@ -7,6 +7,7 @@ the whole capture first, while holding only the connections still open.
 from __future__ import annotations
 
 import pickle
+import random
 import weakref
 from collections.abc import Iterator
 from dataclasses import replace
@@ -337,3 +338,74 @@ def test_spool_start_order_is_a_stable_sort_by_index(indexes: list[int]) -> None
 
     expected = sorted(range(len(indexes)), key=indexes.__getitem__)
     assert list(_start_order(array("q", indexes))) == expected
+
+
+def _streamed(facts: list[ConnFacts], spool_dir: str | None) -> tuple[dict[int, object], int, int]:
+    """Contract dicts by connection index from a StreamingDiagnosis fed ``facts`` in that order;
+    the number of verdicts that waited, and of those diagnosed again at the end."""
+    out: dict[int, object] = {}
+    diagnosis = StreamingDiagnosis(
+        batch.options_for(batch.Settings(ca_pem=CA_PEM)),
+        lambda f, v: out.__setitem__(f.index, jsonfmt.connection_to_dict(f, v)),
+        spool_dir,
+    )
+    for f in facts:
+        diagnosis.add(f)
+    diagnosis.finish(max((f.last_ts for f in facts), default=None))
+    return out, diagnosis.deferred, diagnosis.rediagnosed
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: str(p.relative_to(p.parents[1])))
+def test_waiting_verdicts_kept_or_redone_match_the_whole_capture(path: Path) -> None:
+    """A waiting verdict is emitted as computed when nothing it read changed, else diagnosed
+    again: in any order of the connections, the verdicts are those of the whole capture."""
+    result = analyze_file(path)
+    facts = result.connections
+    whole = diagnose_capture(
+        replace(result, last_ts=max((f.last_ts for f in facts), default=None)),
+        batch.options_for(batch.Settings(ca_pem=CA_PEM)),
+    )
+    expected = {
+        f.index: jsonfmt.connection_to_dict(f, v) for f, v in zip(facts, whole, strict=True)
+    }
+    rng = random.Random(path.name)
+    for order in (facts, facts[::-1], rng.sample(facts, len(facts))):
+        got, _, _ = _streamed(order, None)
+        assert got == expected
+
+
+def test_verdicts_are_redone_only_when_what_they_read_changed() -> None:
+    """Of the waiting verdicts of the real fixtures in capture order, most read nothing that
+    later connections changed; learnt backwards, the same captures redo more of them."""
+    kept = redone = redone_backwards = 0
+    for path in sorted(REAL.glob("*.pcap")):
+        facts = analyze_file(path).connections
+        _, deferred, again = _streamed(facts, None)
+        kept += deferred - again
+        redone += again
+        redone_backwards += _streamed(facts[::-1], None)[2]
+    assert kept > 0 and redone > 0
+    assert redone_backwards > redone
+
+
+def test_knowledge_versions_move_only_when_facts_change() -> None:
+    from tlspcap.diagnosis import knowledge
+
+    conns = analyze_file(REAL / "mixed_ports.pcap").connections
+    tls = next(c for c in conns if c.server_hellos)
+    know = CaptureKnowledge()
+    know.learn(tls)
+    know.reads.clear()
+    know.server(tls.server_endpoint)
+    _ = len(know.certificates)
+    reads = list(know.reads)
+    assert [r[0] for r in reads] == [knowledge.SERVER, knowledge.POOL]
+    assert know.unchanged(reads)
+    know.learn(tls)  # the same connection again: nothing new
+    assert know.unchanged(reads)
+    later = replace(tls, server_hellos=[replace(tls.server_hellos[0], cipher_suite=0x002F)])
+    know.learn(later)  # a cipher suite this server had not chosen before
+    assert not know.unchanged(reads)
+    know.reads.clear()
+    know.read_end()
+    assert not know.unchanged(know.reads)  # the capture's end is never known early

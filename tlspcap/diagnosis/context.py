@@ -78,7 +78,7 @@ class Context:
     def capture_end(self) -> float | None:
         """Time of the capture's last packet; reading it makes the verdict capture-wide (it
         is noted in the knowledge like the other facts that later packets may change)."""
-        self.know.consulted = True
+        self.know.read_end()
         return self.end
 
     @property

@@ -15,7 +15,7 @@ from tlspcap.analyze import CaptureResult
 from tlspcap.diagnosis import rules
 from tlspcap.diagnosis.advice import ACTORS, FIXES, HEADLINES, MUST_ACT
 from tlspcap.diagnosis.context import Context
-from tlspcap.diagnosis.knowledge import CaptureKnowledge, learn
+from tlspcap.diagnosis.knowledge import CaptureKnowledge, Read, learn
 from tlspcap.diagnosis.model import ESTABLISHED, INCOMPLETE, Verdict
 from tlspcap.diagnosis.options import Options, default_trust
 from tlspcap.diagnosis.settle import settle
@@ -46,8 +46,10 @@ class StreamingDiagnosis:
 
     Each connection's facts are learnt (:meth:`CaptureKnowledge.learn`) and diagnosed at once;
     a verdict that read no capture-wide fact cannot change later and goes straight to ``emit``.
-    The others wait for :meth:`finish`, which diagnoses them again with everything the capture
-    taught, as :func:`diagnose_capture` would. Waiting means their facts are appended to a
+    The others wait for :meth:`finish`, with the facts they read and those facts' versions then:
+    a verdict whose facts are all still the same there is the verdict :func:`diagnose_capture`
+    would give, and is emitted as it is; the others are diagnosed again with everything the
+    capture taught. Waiting means the facts, verdict and reads are appended to a
     :class:`~tlspcap.facts.spool.FactsSpool` (on disk when a directory is given): memory does
     not grow with the number waiting, and no cap makes a verdict depend on the capture's size.
     """
@@ -65,26 +67,33 @@ class StreamingDiagnosis:
         self.opts = opts
         self.know = CaptureKnowledge(spool_dir)
         self._emit = emit
+        self._deferred: FactsSpool[tuple[ConnFacts, Verdict, tuple[Read, ...]]]
         self._deferred = FactsSpool(spool_dir)
         self.deferred = 0
         """Connections whose verdict waited for the end of the capture."""
+        self.rediagnosed = 0
+        """Of those, the ones diagnosed again at the end (what they had read had changed)."""
 
     def add(self, facts: ConnFacts) -> None:
         """Take one finished connection's facts."""
-        self.know.learn(facts)
-        self.know.consulted = False
-        verdict = diagnose(facts, self.know, self.opts, None)
-        if not self.know.consulted:
+        know = self.know
+        know.learn(facts)
+        know.consulted = False
+        verdict = diagnose(facts, know, self.opts, None)
+        if not know.consulted:
             self._emit(facts, verdict)
             return
-        self._deferred.add(facts)
+        self._deferred.add((facts, verdict, tuple(know.reads)))
         self.deferred += 1
 
     def finish(self, capture_end: float | None) -> None:
         """The capture ended at ``capture_end``: emit the connections held back."""
         try:
-            for facts in self._deferred.drain():
-                self._emit(facts, diagnose(facts, self.know, self.opts, capture_end))
+            for facts, verdict, reads in self._deferred.drain():
+                if not self.know.unchanged(reads):
+                    verdict = diagnose(facts, self.know, self.opts, capture_end)
+                    self.rediagnosed += 1
+                self._emit(facts, verdict)
         finally:
             self.know.close()
 
@@ -98,7 +107,9 @@ def diagnose(
     facts: ConnFacts, know: CaptureKnowledge, opts: Options, capture_end: float | None
 ) -> Verdict:
     """The verdict of one connection: a function of its facts, the capture-wide knowledge and
-    the options (and the capture's end, once known)."""
+    the options (and the capture's end, once known). ``know.reads`` lists what it read of the
+    knowledge (:meth:`CaptureKnowledge.unchanged` tells whether that is still the same)."""
+    know.reads.clear()
     ctx = Context(facts, know, opts, capture_end)
     verdict = rules.walk(ctx)
     _finish(verdict)

@@ -34,6 +34,26 @@ class ServerFacts:
     answered_hellos: list[tuple[int, int, int]] = field(default_factory=list)
     """ClientHellos the server answered with a ServerHello: (hello length, TCP segments it took,
     frame of the ServerHello), the smallest few (at most :data:`MAX_HELLOS`)."""
+    version: int = field(default=0, compare=False)
+    """How many times the facts above changed (see :data:`Read`)."""
+
+    def state(self) -> tuple[object, ...]:
+        """The facts above as one comparable value."""
+        return (
+            tuple(self.versions.items()),
+            tuple(self.ciphers.items()),
+            tuple(self.answered_sni.items()),
+            self.answered_without_sni,
+            tuple(self.answered_hellos),
+        )
+
+
+Read = tuple[int, object, int]
+"""One capture-wide fact a diagnosis read: (what, which, its version then). What: :data:`SERVER`
+(which: the server's key; version: :attr:`ServerFacts.version`), :data:`KEY_NAMES` (the leaf
+key's digest; the times its names changed), :data:`POOL` (the certificates seen: how many
+there were), :data:`END` (the capture's end, unknown until it comes: always stale)."""
+SERVER, KEY_NAMES, POOL, END = range(4)
 
 
 def _answer(s: ConnFacts, hello_frame: int) -> int | None:
@@ -59,7 +79,7 @@ class _Watched(Sequence[x509.Certificate]):
         self._owner = owner
 
     def __len__(self) -> int:
-        self._owner.consulted = True
+        self._owner.read_pool()
         return len(self._owner.certificate_list)
 
     @overload
@@ -67,11 +87,11 @@ class _Watched(Sequence[x509.Certificate]):
     @overload
     def __getitem__(self, i: slice) -> Sequence[x509.Certificate]: ...
     def __getitem__(self, i: int | slice) -> x509.Certificate | Sequence[x509.Certificate]:
-        self._owner.consulted = True
+        self._owner.read_pool()
         return self._owner.certificate_list[i]
 
     def __iter__(self) -> Iterator[x509.Certificate]:
-        self._owner.consulted = True
+        self._owner.read_pool()
         return iter(self._owner.certificate_list)
 
 
@@ -113,8 +133,12 @@ class CaptureKnowledge:
         self.key_names: dict[bytes, dict[str, int]] = {}
         """Leaf public key (SHA-256 of its SubjectPublicKeyInfo) -> SNI names it served ->
         frame of the first Certificate showing it."""
+        self._key_versions: dict[bytes, int] = {}
+        """Leaf key digest -> times its names in :attr:`key_names` changed."""
         self.consulted = False
         """Set when a diagnosis read the facts; the caller resets it."""
+        self.reads: list[Read] = []
+        """What the diagnoses read since the caller last cleared it (see :meth:`unchanged`)."""
 
     @property
     def certificates(self) -> Sequence[x509.Certificate]:
@@ -123,11 +147,43 @@ class CaptureKnowledge:
 
     def server(self, key: str) -> ServerFacts:
         """Facts about ``key`` (empty when the server was seen nowhere else)."""
+        facts = self._stored(key) or ServerFacts()
         self.consulted = True
+        self.reads.append((SERVER, key, facts.version))
+        return facts
+
+    def read_pool(self) -> None:
+        """Note that a diagnosis reads the certificates seen (:attr:`certificates` does)."""
+        self.consulted = True
+        self.reads.append((POOL, None, len(self.certificate_list)))
+
+    def read_end(self) -> None:
+        """Note that a diagnosis read the capture's end."""
+        self.consulted = True
+        self.reads.append((END, None, 0))
+
+    def unchanged(self, reads: Sequence[Read]) -> bool:
+        """Whether every fact in ``reads`` is still what it was when read: a verdict computed
+        from them would come out the same now (the capture's end always counts as changed)."""
+        for what, which, version in reads:
+            if what == SERVER:
+                facts = self._stored(str(which))
+                now = 0 if facts is None else facts.version
+            elif what == KEY_NAMES:
+                now = self._key_versions.get(which, 0)  # type: ignore[call-overload]
+            elif what == POOL:
+                now = len(self.certificate_list)
+            else:
+                return False
+            if now != version:
+                return False
+        return True
+
+    def _stored(self, key: str) -> ServerFacts | None:
         facts = self.servers.get(key)
         if facts is None and self._spill is not None:
             facts = self._spill.get(key)
-        return facts or ServerFacts()
+        return facts
 
     def close(self) -> None:
         """Remove the spill file, if any (the knowledge is not used afterwards)."""
@@ -150,21 +206,32 @@ class CaptureKnowledge:
     def names_for_key(self, digest: bytes) -> dict[str, int]:
         """The SNI names the leaf key ``digest`` served in this capture (read: noted)."""
         self.consulted = True
+        self.reads.append((KEY_NAMES, digest, self._key_versions.get(digest, 0)))
         return self.key_names.get(digest, {})
 
     def learn(self, s: ConnFacts) -> None:
         """Add one connection's facts."""
         facts = self._take(s.server_endpoint)
+        before = facts.state()
+        self._learn_server(s, facts)
+        if facts.state() != before:
+            facts.version += 1
+        self._learn_key(s)
+        self._learn_certificates(s)
+
+    def _learn_server(self, s: ConnFacts, facts: ServerFacts) -> None:
+        """What the connection shows about its server."""
         sni = s.client_hellos[-1].sni if s.client_hellos else None
         for sh in s.server_hellos:
             if sh.hello_retry_request:
                 continue
             _earliest(facts.versions, sh.version, sh.frame)
             _earliest(facts.ciphers, sh.cipher_suite, sh.frame)
-            if sni and _earliest(facts.answered_sni, sni, sh.frame):
-                first = next(iter(facts.answered_sni))
-                if facts.answered_sni[first] > sh.frame:  # keep the earliest answered first
-                    facts.answered_sni = {sni: sh.frame, **facts.answered_sni}
+            if sni:
+                if _earliest(facts.answered_sni, sni, sh.frame):
+                    first = next(iter(facts.answered_sni))
+                    if facts.answered_sni[first] > sh.frame:  # keep the earliest answered first
+                        facts.answered_sni = {sni: sh.frame, **facts.answered_sni}
             elif s.client_hellos and (
                 facts.answered_without_sni is None or sh.frame < facts.answered_without_sni
             ):
@@ -180,7 +247,9 @@ class CaptureKnowledge:
                 facts.answered_hellos.append(entry)
                 facts.answered_hellos.sort()
                 del facts.answered_hellos[MAX_HELLOS:]
-        self._learn_key(s)
+
+    def _learn_certificates(self, s: ConnFacts) -> None:
+        """Add the connection's certificates to the pool."""
         for side in s.sides:
             for msg in side.certificates:
                 for der in msg.chain:
@@ -215,6 +284,7 @@ class CaptureKnowledge:
             sni not in names and len(names) < MAX_NAMES_PER_KEY
         ):
             names[sni] = frame
+            self._key_versions[digest] = self._key_versions.get(digest, 0) + 1
 
 
 @functools.lru_cache(maxsize=4096)

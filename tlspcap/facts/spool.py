@@ -1,7 +1,8 @@
 """Connection facts waiting for the end of a capture, kept on disk.
 
-A verdict that read capture-wide facts is computed again when the capture ends. Its
-connection's :class:`~tlspcap.facts.model.ConnFacts` waits here: the first
+A verdict that read capture-wide facts may have to be computed again when the capture ends. Its
+connection's :class:`~tlspcap.facts.model.ConnFacts` (with what the caller needs to decide
+that) waits here: the first
 :data:`IN_MEMORY` in a list, the rest appended to a file in a directory the caller owns
 (pickles this process wrote a moment before; nothing read from a capture is ever unpickled as
 such). Without a directory (tests, small programs) everything stays in the list. Memory is
@@ -15,10 +16,11 @@ import os
 import pickle
 import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
 
 from tlspcap.errors import OutputError
-from tlspcap.facts.model import ConnFacts
+
+T = TypeVar("T")
 
 _CHUNK = 1 << 20
 IN_MEMORY = 1000
@@ -26,8 +28,9 @@ IN_MEMORY = 1000
 certificates and the packet log dominate)."""
 
 
-class FactsSpool:
-    """Append-only store of facts, read back once in the order they were added."""
+class FactsSpool(Generic[T]):
+    """Append-only store of entries (a connection's facts and what goes with them), read back
+    once in the order they were added."""
 
     def __init__(self, directory: str | None) -> None:
         """Spool into a new file in ``directory`` (created on the first :meth:`add`), or in
@@ -35,15 +38,15 @@ class FactsSpool:
         self._directory = directory
         self._path: str | None = None
         self._fh: BinaryIO | None = None
-        self._memory: list[ConnFacts] = []
+        self._memory: list[T] = []
         self._count = 0
         self._on_disk = 0
 
     def __len__(self) -> int:
         return self._count
 
-    def add(self, facts: ConnFacts) -> None:
-        """Keep one connection's facts until :meth:`drain`."""
+    def add(self, facts: T) -> None:
+        """Keep one entry until :meth:`drain`."""
         self._count += 1
         if self._directory is None or len(self._memory) < IN_MEMORY:
             self._memory.append(facts)
@@ -60,8 +63,8 @@ class FactsSpool:
         except OSError as exc:
             raise OutputError(f"cannot write the facts spool in {self._directory}: {exc}") from exc
 
-    def drain(self) -> Iterator[ConnFacts]:
-        """The facts in the order they were added, each once; the spool is empty afterwards."""
+    def drain(self) -> Iterator[T]:
+        """The entries in the order they were added, each once; the spool is empty afterwards."""
         memory, self._memory = self._memory, []
         yield from memory
         if self._path is None:
@@ -77,7 +80,7 @@ class FactsSpool:
         try:
             with open(path, "rb", buffering=_CHUNK) as fh:
                 for _ in range(self._on_disk):
-                    facts: ConnFacts = pickle.load(fh)  # our own spool: see the module docstring
+                    facts: T = pickle.load(fh)  # our own spool: see the module docstring
                     yield facts
         finally:
             self._count = self._on_disk = 0
