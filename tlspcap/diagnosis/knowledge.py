@@ -170,7 +170,7 @@ class CaptureKnowledge:
                 facts = self._stored(str(which))
                 now = 0 if facts is None else facts.version
             elif what == KEY_NAMES:
-                now = self._key_versions.get(which, 0)  # type: ignore[call-overload]
+                now = self._key_versions.get(which, 0) if isinstance(which, bytes) else -1
             elif what == POOL:
                 now = len(self.certificate_list)
             else:
