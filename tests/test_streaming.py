@@ -251,7 +251,7 @@ def test_knowledge_notes_when_it_is_read() -> None:
     assert not know.consulted
     list(know.certificates)
     assert know.consulted
-    know.consulted = False
+    know.reads.clear()
     know.server("192.0.2.1:443")
     assert know.consulted
 

@@ -78,7 +78,6 @@ class StreamingDiagnosis:
         """Take one finished connection's facts."""
         know = self.know
         know.learn(facts)
-        know.consulted = False
         verdict = diagnose(facts, know, self.opts, None)
         if not know.consulted:
             self._emit(facts, verdict)

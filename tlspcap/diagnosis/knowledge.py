@@ -116,9 +116,10 @@ class CaptureKnowledge:
     """Cross-connection facts of one capture, learnt one connection at a time.
 
     Connections may be learnt in any order (e.g. as they close): every fact keeps the earliest
-    frame that shows it. :attr:`consulted` turns True whenever a diagnosis reads the facts
-    (:meth:`server`, :attr:`certificates`), so a streaming caller can tell which verdicts may
-    change once later connections are learnt.
+    frame that shows it. Every read of the facts by a diagnosis (:meth:`server`,
+    :meth:`names_for_key`, :attr:`certificates`, the capture's end) is noted in :attr:`reads`
+    (so :attr:`consulted`), so a streaming caller can tell which verdicts may change once later
+    connections are learnt, and at the end whether they did.
     """
 
     def __init__(self, spool_dir: str | None = None) -> None:
@@ -135,10 +136,13 @@ class CaptureKnowledge:
         frame of the first Certificate showing it."""
         self._key_versions: dict[bytes, int] = {}
         """Leaf key digest -> times its names in :attr:`key_names` changed."""
-        self.consulted = False
-        """Set when a diagnosis read the facts; the caller resets it."""
         self.reads: list[Read] = []
         """What the diagnoses read since the caller last cleared it (see :meth:`unchanged`)."""
+
+    @property
+    def consulted(self) -> bool:
+        """Whether a diagnosis read the facts since :attr:`reads` was last cleared."""
+        return bool(self.reads)
 
     @property
     def certificates(self) -> Sequence[x509.Certificate]:
@@ -148,18 +152,15 @@ class CaptureKnowledge:
     def server(self, key: str) -> ServerFacts:
         """Facts about ``key`` (empty when the server was seen nowhere else)."""
         facts = self._stored(key) or ServerFacts()
-        self.consulted = True
         self.reads.append((SERVER, key, facts.version))
         return facts
 
     def read_pool(self) -> None:
         """Note that a diagnosis reads the certificates seen (:attr:`certificates` does)."""
-        self.consulted = True
         self.reads.append((POOL, None, len(self.certificate_list)))
 
     def read_end(self) -> None:
         """Note that a diagnosis read the capture's end."""
-        self.consulted = True
         self.reads.append((END, None, 0))
 
     def unchanged(self, reads: Sequence[Read]) -> bool:
@@ -205,7 +206,6 @@ class CaptureKnowledge:
 
     def names_for_key(self, digest: bytes) -> dict[str, int]:
         """The SNI names the leaf key ``digest`` served in this capture (read: noted)."""
-        self.consulted = True
         self.reads.append((KEY_NAMES, digest, self._key_versions.get(digest, 0)))
         return self.key_names.get(digest, {})
 

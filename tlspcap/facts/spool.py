@@ -45,11 +45,11 @@ class FactsSpool(Generic[T]):
     def __len__(self) -> int:
         return self._count
 
-    def add(self, facts: T) -> None:
+    def add(self, entry: T) -> None:
         """Keep one entry until :meth:`drain`."""
         self._count += 1
         if self._directory is None or len(self._memory) < IN_MEMORY:
-            self._memory.append(facts)
+            self._memory.append(entry)
             return
         self._on_disk += 1
         try:
@@ -59,7 +59,7 @@ class FactsSpool(Generic[T]):
                 )
                 self._fh = os.fdopen(fd, "wb", buffering=_CHUNK)
             assert self._fh is not None
-            pickle.dump(facts, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(entry, self._fh, protocol=pickle.HIGHEST_PROTOCOL)
         except OSError as exc:
             raise OutputError(f"cannot write the facts spool in {self._directory}: {exc}") from exc
 
@@ -80,8 +80,8 @@ class FactsSpool(Generic[T]):
         try:
             with open(path, "rb", buffering=_CHUNK) as fh:
                 for _ in range(self._on_disk):
-                    facts: T = pickle.load(fh)  # our own spool: see the module docstring
-                    yield facts
+                    entry: T = pickle.load(fh)  # our own spool: see the module docstring
+                    yield entry
         finally:
             self._count = self._on_disk = 0
             with contextlib.suppress(OSError):

@@ -138,9 +138,9 @@ class ConnectionSpool:
             self._fh.close()
         except OSError as exc:
             raise OutputError(f"cannot write the report spool {self.path}: {exc}") from exc
-        _, offsets, lengths = self._entries
+        indexes, offsets, lengths = self._entries
         in_order, ordered_lengths = array("q"), array("q")
-        for k in _start_order(self._entries[0]):
+        for k in _start_order(indexes):
             in_order.append(offsets[k])
             ordered_lengths.append(lengths[k])
         return SpooledConnections(self.path, in_order, ordered_lengths)
