@@ -24,6 +24,7 @@ from tlspcap.facts.collect import collect
 from tlspcap.facts.model import ConnFacts
 from tlspcap.keylog import KeyLog
 from tlspcap.session import TlsSession
+from tlspcap.tcp.lane import FastLane
 from tlspcap.tcp.tracker import ConnectionTracker, TcpConnection
 
 Decoder = Callable[[Packet], TcpSegment | None]
@@ -154,15 +155,21 @@ def _engine_stage(
     secrets: KeyLog,
     on_progress: ReadProgress | None,
 ) -> _Stage:
-    """The compiled packet stage: the engine reads and decodes, Python tracks the segments."""
+    """The compiled packet stage: the engine reads and decodes, Python tracks the segments
+    (the engine counts the settled connections' bulk itself: :mod:`tlspcap.tcp.lane`)."""
     feed = tracker.feed
-    for item in capture.items():
+    lane = FastLane(tracker, capture)
+    touch = lane.touched.add
+    for item in capture.items(lane.boundary):
         if type(item) is TcpSegment:
             feed(item)
+            touch((item.src, item.sport, item.dst, item.dport))
         elif type(item) is IcmpError:
             icmp(item)
         elif isinstance(item, tuple):
-            if item[0] == "progress":
+            if item[0] == "lane":
+                lane.apply(item[1])
+            elif item[0] == "progress":
                 if on_progress is not None:
                     on_progress(item[1], item[2])
             else:  # ("secret", type, data): a DSB, before the packet that follows it

@@ -7,6 +7,7 @@
 //! With the `python` feature, `py` exposes them as the extension module `tlspcap_engine`.
 
 pub mod decode;
+pub mod lane;
 pub mod linktypes;
 pub mod model;
 pub mod reader;

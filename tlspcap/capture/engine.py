@@ -86,6 +86,10 @@ def describe() -> str:
 
 
 Item = TcpSegment | IcmpError | tuple[typing.Any, ...]
+Offer = tuple[typing.Any, ...]
+"""A connection for the fast lane (see :mod:`tlspcap.tcp.lane`)."""
+Summary = tuple[typing.Any, ...]
+"""What the fast lane absorbed of one connection (see :mod:`tlspcap.tcp.lane`)."""
 
 
 def _is_panic(exc: BaseException) -> bool:
@@ -127,13 +131,19 @@ class EngineCapture:
             raise
         self.format: str = self._capture.format
         """As :attr:`CaptureReader.format`."""
+        self.batch_items: int = _ENGINE.BATCH
+        """Items in one batch at most (segments among them that open a connection, too)."""
 
-    def items(self) -> Iterator[Item]:
+    def items(self, before_batch: typing.Callable[[], None] | None = None) -> Iterator[Item]:
         """Segments, ICMP errors, ``("progress", bytes_read, frame)`` (see the constructor)
         and ``("secret", type, data)`` for each Decryption Secrets Block before the packet
-        that follows it, in capture order."""
+        that follows it, in capture order; ``("lane", summary)`` for each connection the fast
+        lane releases (:mod:`tlspcap.tcp.lane`), whose ``before_batch`` runs between batches
+        (the only moment the engine may be given connections: it reads a batch ahead)."""
         capture = self._capture
         while True:
+            if before_batch is not None:
+                before_batch()
             try:
                 batch = capture.next_batch()
             except BaseException as exc:
@@ -143,6 +153,21 @@ class EngineCapture:
             if batch is None:
                 return
             yield from batch
+
+    def lane_offer(
+        self, next_sweep: float, sweep_seconds: float, max_record: int, offers: list[Offer]
+    ) -> None:
+        """Hold connections in the fast lane (the tuples of :mod:`tlspcap.tcp.lane`)."""
+        self._capture.lane_offer(next_sweep, sweep_seconds, max_record, offers)
+
+    def lane_release(self) -> list[Summary]:
+        """Release every connection the fast lane holds: their summaries."""
+        return typing.cast(list[Summary], self._capture.lane_release())
+
+    @property
+    def lane_absorbed(self) -> int:
+        """Segments the fast lane absorbed."""
+        return int(self._capture.lane_absorbed)
 
     @property
     def packets(self) -> int:

@@ -101,6 +101,20 @@ class StreamReassembler:
             delta -= 0x100000000
         return self.next_offset + delta
 
+    @property
+    def expected(self) -> int | None:
+        """Sequence number of the first byte not yet delivered (None before the start)."""
+        if self._base is None:
+            return None
+        return (self._base + self.next_offset) & MASK32
+
+    def advance(self, delivered: int, retransmitted: int) -> None:
+        """Count what was reassembled elsewhere (the engine's fast lane): ``delivered`` bytes
+        in order, ``retransmitted`` segments of bytes already delivered; nothing buffered."""
+        assert not self._heap
+        self.next_offset += delivered
+        self.retransmitted += retransmitted
+
     def add(self, seq: int, payload: bytes, frame: int) -> list[Piece]:
         """Take one segment's payload; return what became deliverable, in stream order."""
         if not payload:

@@ -238,6 +238,16 @@ class ConnectionTracker:
         """The connections tracked right now (each once per direction key)."""
         return iter(c for c, _ in self._table.values())
 
+    def lookup(self, key: Key) -> tuple[TcpConnection, int] | None:
+        """The connection tracked now for the endpoints ``(src, sport, dst, dport)`` of a
+        packet, with that packet's direction."""
+        return self._table.get(key)
+
+    @property
+    def next_sweep(self) -> float:
+        """Capture time of the segment at or after which the next sweep runs."""
+        return self._next_sweep
+
     def __len__(self) -> int:
         """Number of connections tracked right now."""
         return len(self._table) // 2

@@ -191,6 +191,34 @@ class RecordReader:
         """True once a plausible TLS record was found in this direction."""
         return self.tls_offset is not None
 
+    @property
+    def skim_state(self) -> tuple[int, int, int] | None:
+        """``(body bytes left, version, length)`` of the application-data record being
+        skimmed (``(0, 0, 0)`` at a record boundary) while this reader skims in step with
+        nothing buffered, not after a gap: then the next records can be cut without it (the
+        engine's fast lane); None otherwise."""
+        if (
+            not self.skim
+            or self._state != _TLS
+            or self._start != self._end
+            or self._hole_left
+            or self._after_gap
+        ):
+            return None
+        if not self._skip:
+            return (0, 0, 0)
+        ct, version, length = self._skip_header
+        return (self._skip, version, length) if ct == CT_APPLICATION_DATA else None
+
+    def skimmed(self, size: int, skip: int, version: int, length: int) -> None:
+        """``size`` bytes were cut elsewhere (the engine's fast lane) from the state
+        :attr:`skim_state` gave; ``skip``, ``version`` and ``length`` are the state after."""
+        self._start = self._end = self._end + size
+        self._skip = skip
+        if skip:
+            self._skip_header = (CT_APPLICATION_DATA, version, length)
+        self._pieces = []
+
     def feed(self, data: bytes, frame: int) -> list[Record]:
         """Take the next contiguous stream bytes; return the records they complete."""
         if not data or self._state == _PLAIN:
