@@ -159,8 +159,6 @@ pub struct Lane {
     next_sweep: f64,
     sweep_seconds: f64,
     max_record: u32,
-    /// Segments absorbed so far.
-    pub absorbed: u64,
 }
 
 impl Default for Lane {
@@ -171,7 +169,6 @@ impl Default for Lane {
             next_sweep: f64::NEG_INFINITY,
             sweep_seconds: 5.0,
             max_record: (1 << 14) + 2048,
-            absorbed: 0,
         }
     }
 }
@@ -253,7 +250,6 @@ impl Lane {
         let max_record = self.max_record;
         let held = self.held.get_mut(&index).expect("held with its keys");
         if absorb(held, dir as usize, s, max_record) {
-            self.absorbed += 1;
             if held.summary.events.len() > MAX_EVENTS {
                 self.release(index, out);
             }

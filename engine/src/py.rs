@@ -387,12 +387,6 @@ impl Capture {
         Ok(list)
     }
 
-    /// Segments the fast lane absorbed so far.
-    #[getter]
-    fn lane_absorbed(&self) -> u64 {
-        self.lane.absorbed
-    }
-
     /// Time of the last packet record read.
     #[getter]
     fn last_ts(&self) -> Option<f64> {

@@ -165,11 +165,6 @@ class EngineCapture:
         return typing.cast(list[Summary], self._capture.lane_release())
 
     @property
-    def lane_absorbed(self) -> int:
-        """Segments the fast lane absorbed."""
-        return int(self._capture.lane_absorbed)
-
-    @property
     def packets(self) -> int:
         """Packet records read."""
         return int(self._capture.packets)

@@ -21,15 +21,13 @@ differential tests hold the engine path, fast lane included, to the pure path's 
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
+from tlspcap.capture.engine import Offer, Summary
 from tlspcap.facts.model import PACKET_LOG
 from tlspcap.session import MAX_ENCRYPTED_LOG
 from tlspcap.tcp.tracker import SWEEP_SECONDS, ConnectionTracker, Key, TcpConnection
 from tlspcap.tls.records import CT_APPLICATION_DATA, MAX_RECORD, Record
-
-Summary = tuple[Any, ...]
-Offer = tuple[Any, ...]
 
 
 class LaneEngine(Protocol):
