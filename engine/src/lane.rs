@@ -16,7 +16,7 @@
 //! - before any segment at which the Python tracker sweeps its table (every `sweep_seconds` of
 //!   capture time: the sweep reads every connection's last packet time), and then all are;
 //! - when Python asks (its table is close to evicting), at the end of the capture, and when a
-//!   summary grows past [`MAX_EVENTS`].
+//!   summary grows past [`MAX_EVENTS`] or all summaries past [`MAX_HELD_EVENTS`].
 //!
 //! This module is pure Rust (the rules); `py` carries offers in and summaries out. The Python
 //! side is `tlspcap.tcp.lane`; the differential tests hold both paths to identical output.
@@ -27,6 +27,10 @@ use crate::model::{TcpSegment, ACK, FIN, RST, SYN};
 
 /// Events a summary holds before its connection is released (bounds memory per connection).
 pub const MAX_EVENTS: usize = 256;
+
+/// Events all summaries hold at most (about 5 MB): past it, the connection that adds one is
+/// released. Log rows need no such bound: they are rows Python would otherwise hold itself.
+pub const MAX_HELD_EVENTS: usize = 1 << 17;
 
 /// TLS content type of application data: the only records absorbed.
 const CT_APPLICATION_DATA: u8 = 23;
@@ -159,6 +163,8 @@ pub struct Lane {
     next_sweep: f64,
     sweep_seconds: f64,
     max_record: u32,
+    /// Events held in all summaries.
+    events: usize,
 }
 
 impl Default for Lane {
@@ -169,6 +175,7 @@ impl Default for Lane {
             next_sweep: f64::NEG_INFINITY,
             sweep_seconds: 5.0,
             max_record: (1 << 14) + 2048,
+            events: 0,
         }
     }
 }
@@ -227,6 +234,7 @@ impl Lane {
             let (a, ap, b, bp) = &held.offer.key;
             self.keys.remove(&(addr(b), *bp, addr(a), *ap));
             self.keys.remove(&(addr(a), *ap, addr(b), *bp));
+            self.events -= held.summary.events.len();
             out.push(held.summary);
         }
     }
@@ -249,8 +257,11 @@ impl Lane {
         };
         let max_record = self.max_record;
         let held = self.held.get_mut(&index).expect("held with its keys");
+        let before = held.summary.events.len();
         if absorb(held, dir as usize, s, max_record) {
-            if held.summary.events.len() > MAX_EVENTS {
+            let after = held.summary.events.len();
+            self.events += after - before;
+            if after > MAX_EVENTS || self.events > MAX_HELD_EVENTS {
                 self.release(index, out);
             }
             true

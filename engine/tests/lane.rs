@@ -2,7 +2,7 @@
 //! it lets go. The Python differential tests (`tests/test_lane.py`) hold its summaries to the
 //! pure path; these pin the rules themselves.
 
-use tlspcap_engine::lane::{DirOffer, Event, Lane, Offer, Summary, MAX_EVENTS};
+use tlspcap_engine::lane::{DirOffer, Event, Lane, Offer, Summary, MAX_EVENTS, MAX_HELD_EVENTS};
 use tlspcap_engine::model::{TcpSegment, ACK, FIN, SYN};
 
 const CLIENT: [u8; 4] = [127, 0, 0, 1];
@@ -262,4 +262,47 @@ fn a_summary_is_bounded() {
     }
     assert_eq!(out[0].events.len(), MAX_EVENTS + 1);
     assert!(lane.is_empty());
+}
+
+#[test]
+fn all_summaries_together_are_bounded() {
+    // Many connections alternating directions (one event per record): the held events never
+    // pass the bound; the connection that would pass it is released.
+    let mut lane = Lane::default();
+    lane.configure(1e9, 5.0, 18432);
+    let conns = 2 * MAX_HELD_EVENTS / MAX_EVENTS + 2;
+    for i in 0..conns as u64 {
+        lane.offer(Offer {
+            index: i,
+            key: (CLIENT.to_vec(), 1000 + i as u16, SERVER.to_vec(), 443),
+            dirs: [dir(1000), dir(5000)],
+            room: 0,
+        });
+    }
+    let mut out = Vec::new();
+    let mut frame = 0;
+    let mut held_events = 0usize;
+    for round in 0..(MAX_EVENTS as u32 / 2) {
+        for i in 0..conns as u16 {
+            for d in 0..2usize {
+                frame += 1;
+                let base = if d == 0 { 1000 } else { 5000 };
+                let mut s = seg(d, frame, 1.0, base + 6 * round, &record(1));
+                if d == 0 {
+                    s.sport = 1000 + i;
+                } else {
+                    s.dport = 1000 + i;
+                }
+                let released = out.len();
+                if lane.segment(&s, &mut out) {
+                    held_events += 1;
+                }
+                for summary in &out[released..] {
+                    held_events -= summary.events.len();
+                }
+                assert!(held_events <= MAX_HELD_EVENTS);
+            }
+        }
+    }
+    assert!(!out.is_empty());
 }
