@@ -110,7 +110,7 @@ pub struct DirSummary {
     pub bytes: u64,
     /// Segments that carried only bytes already delivered.
     pub retransmitted: u64,
-    /// The record reader's skim state at the end.
+    /// The record reader's skim state at the end (set at release, from the offer's).
     pub skip: u32,
     pub skip_version: u16,
     pub skip_length: u16,
@@ -181,11 +181,6 @@ impl Default for Lane {
 }
 
 impl Lane {
-    /// Connections held now.
-    pub fn len(&self) -> usize {
-        self.held.len()
-    }
-
     /// No connection is held.
     pub fn is_empty(&self) -> bool {
         self.held.is_empty()
@@ -235,7 +230,12 @@ impl Lane {
             self.keys.remove(&(addr(b), *bp, addr(a), *ap));
             self.keys.remove(&(addr(a), *ap, addr(b), *bp));
             self.events -= held.summary.events.len();
-            out.push(held.summary);
+            let mut summary = held.summary;
+            for (d, offer) in summary.dirs.iter_mut().zip(&held.offer.dirs) {
+                (d.skip, d.skip_version, d.skip_length) =
+                    (offer.skip, offer.skip_version, offer.skip_length);
+            }
+            out.push(summary);
         }
     }
 
@@ -372,10 +372,6 @@ fn frame_records(held: &mut Held, dir: usize, s: &TcpSegment, max_record: u32) -
     offer.skip = skip as u32;
     offer.skip_version = skip_version;
     offer.skip_length = skip_length;
-    let summary = &mut held.summary.dirs[dir];
-    summary.skip = offer.skip;
-    summary.skip_version = skip_version;
-    summary.skip_length = skip_length;
     for (version, length) in done {
         record(held, dir, version, length, s);
     }

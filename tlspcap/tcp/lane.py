@@ -54,8 +54,6 @@ class FastLane:
         self.touched: set[Key] = set()
         """Endpoints of the segments Python was given since the last boundary (the caller
         adds them): the connections that may have become settled."""
-        self.offered = 0
-        """Connections offered (a connection released and settled again counts again)."""
 
     def boundary(self) -> None:
         """Between two batches: offer the settled connections (none when the tracker's table
@@ -77,7 +75,6 @@ class FastLane:
                     offers.append(offer)
                     self._held[entry[0].index] = entry[0]
         if offers:
-            self.offered += len(offers)
             self._engine.lane_offer(tracker.next_sweep, SWEEP_SECONDS, MAX_RECORD, offers)
 
     def apply(self, summary: Summary) -> None:
